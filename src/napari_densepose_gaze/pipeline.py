@@ -1,0 +1,379 @@
+"""DensePose over a recording's scene video, into its results store.
+
+Three stages overlap: a decode thread reads the selected frames from the video
+in one sequential pass, the calling thread runs the engine on batches of them,
+and a writer thread compresses and stores each frame's maps. The queues between
+them are bounded (a few batches), so memory stays flat however long the video.
+Frames already processed are skipped, and frames a person corrected are left
+alone unless asked, so a killed or cancelled run resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import queue
+import threading
+import time
+from collections.abc import Callable, Generator, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+import numpy as np
+
+from . import __version__
+from .errors import DensePoseGazeError
+from .store import ResultsStore
+
+if TYPE_CHECKING:
+    from .engine.predictor import FrameResult
+    from .frame_selection import FrameSelection
+    from .recording import Recording
+
+
+class FramePredictor(Protocol):
+    """What the pipeline needs of an engine (our :class:`~.engine.predictor.Predictor` or Detectron2's)."""
+
+    batch_size: int
+
+    def predict(self, frames: Sequence[np.ndarray]) -> list[FrameResult]: ...
+
+
+@dataclass(frozen=True)
+class Progress:
+    """Where a run stands; handed to the progress callback after every batch."""
+
+    done: int  # frames processed in this run
+    total: int  # frames this run has to process
+    frames_per_s: float  # over this run so far
+    seconds_left: float | None  # at the current rate; None before the first batch
+    last_frame: int | None  # index of the last frame written
+
+    @property
+    def fraction(self) -> float:
+        return self.done / self.total if self.total else 1.0
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    selected: int  # frames the selection picked
+    skipped_done: int  # of those, already processed before this run
+    skipped_edited: int  # of those, corrected by hand and left alone
+    processed: int  # frames processed by this run
+    cancelled: bool
+    seconds: float
+
+    @property
+    def frames_per_s(self) -> float:
+        return self.processed / self.seconds if self.seconds > 0 else 0.0
+
+
+ProgressCallback = Callable[[Progress], None]
+CancelCheck = Callable[[], bool]
+
+
+def file_sha256(path: str | Path, chunk_size: int = 1 << 20) -> str:
+    """Hex SHA-256 of a file, read in chunks (checkpoints are hundreds of MB)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk_size):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def run_metadata(
+    recording: Recording,
+    *,
+    model: str,
+    checkpoint_sha256: str,
+    score_threshold: float,
+    device: str,
+    selection: FrameSelection | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
+    """The metadata a results store keeps about the run that made it."""
+    return {
+        "recording_id": recording.recording_id or recording.name,
+        "recording_folder": str(recording.folder),
+        "model": model,
+        "checkpoint_sha256": checkpoint_sha256,
+        "score_threshold": float(score_threshold),
+        "device": device,
+        "package_version": __version__,
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "frame_selection": selection.to_dict() if selection is not None else None,
+        **extra,
+    }
+
+
+def open_store_for_run(
+    recording: Recording, folder: str | Path | None, metadata: dict[str, Any], *, overwrite: bool = False
+) -> ResultsStore:
+    """Create the recording's results store, or reopen a matching one to resume it."""
+    folder = ResultsStore.default_folder(recording.folder) if folder is None else Path(folder)
+    width, height = recording.frame_size
+    return ResultsStore.create(
+        folder,
+        n_frames=recording.n_frames,
+        height=height,
+        width=width,
+        metadata=metadata,
+        exist_ok=True,
+        overwrite=overwrite,
+    )
+
+
+def detection_records(result: FrameResult) -> list[dict[str, float]]:
+    """One record per detection of a frame; ``person`` k is the value k in the person map."""
+    return [
+        {"person": k + 1, "x1 [px]": x1, "y1 [px]": y1, "x2 [px]": x2, "y2 [px]": y2, "score": score}
+        for k, ((x1, y1, x2, y2), score) in enumerate(zip(result.boxes.tolist(), result.scores.tolist()))
+    ]
+
+
+_END = object()  # closes a queue
+
+
+class _Stage(threading.Thread):
+    """A daemon thread whose exception is handed to the thread that joins it."""
+
+    def __init__(self, name: str, target: Callable[[], None]) -> None:
+        super().__init__(name=name, daemon=True)
+        self._work = target
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            self._work()
+        except BaseException as exc:  # re-raised in the caller's thread
+            self.error = exc
+
+
+def run_densepose(
+    recording: Recording,
+    predictor: FramePredictor,
+    store: ResultsStore,
+    frames: Iterable[int],
+    *,
+    progress: ProgressCallback | None = None,
+    cancel: CancelCheck | None = None,
+    overwrite_edited: bool = False,
+    queue_batches: int = 2,
+) -> RunSummary:
+    """Run ``predictor`` on ``frames`` of ``recording`` and write each into ``store``.
+
+    Frames already processed are skipped; frames edited by hand too unless
+    ``overwrite_edited``. ``progress`` is called after every batch. ``cancel``
+    is polled between batches: a cancelled run stops decoding, stores every
+    frame already computed, and returns.
+    """
+    run = iter_densepose(recording, predictor, store, frames, overwrite_edited=overwrite_edited,
+                         queue_batches=queue_batches)
+    while True:
+        try:
+            state = next(run)
+        except StopIteration as done:
+            return done.value
+        if progress is not None:
+            progress(state)
+        if cancel is not None and cancel():
+            try:
+                run.send(True)
+            except StopIteration as done:
+                return done.value
+
+
+def iter_densepose(
+    recording: Recording,
+    predictor: FramePredictor,
+    store: ResultsStore,
+    frames: Iterable[int],
+    *,
+    overwrite_edited: bool = False,
+    queue_batches: int = 2,
+) -> Generator[Progress, bool | None, RunSummary]:
+    """:func:`run_densepose` as a generator: yields a :class:`Progress` after every batch.
+
+    Sending True (or closing the generator) cancels the run: decoding stops,
+    the frames already computed are stored, and the generator returns its
+    :class:`RunSummary`. Meant for napari's generator thread workers.
+    """
+    started = time.perf_counter()
+    selected = list(dict.fromkeys(int(i) for i in frames))
+    todo = store.pending(selected, overwrite_edited=overwrite_edited)
+    edited = set(store.edited_frames().tolist())
+    skipped_edited = 0 if overwrite_edited else sum(1 for i in selected if i in edited)
+    skipped_done = len(selected) - len(todo) - skipped_edited
+    batch_size = max(1, int(getattr(predictor, "batch_size", 1)))
+
+    decoded: queue.Queue = queue.Queue(maxsize=max(1, queue_batches) * batch_size)
+    computed: queue.Queue = queue.Queue(maxsize=max(1, queue_batches) * batch_size)
+    stop_decoding = threading.Event()
+    written = 0
+    last_written: int | None = None
+
+    def decode() -> None:
+        reader = recording.video_reader()
+        try:
+            for item in reader.iter_frames(indices=todo):
+                while not stop_decoding.is_set():
+                    try:
+                        decoded.put(item, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop_decoding.is_set():
+                    return
+        finally:
+            if not stop_decoding.is_set():  # after a stop nobody reads the queue any more
+                decoded.put(_END)
+
+    def write() -> None:
+        nonlocal written, last_written
+        while (item := computed.get()) is not _END:
+            index, result = item
+            store.write_frame(
+                index,
+                result.part_map,
+                result.person_map,
+                detection_records(result),
+                overwrite_edited=overwrite_edited,
+            )
+            written += 1
+            last_written = index
+
+    decoder = _Stage("densepose-decode", decode)
+    writer = _Stage("densepose-write", write)
+    decoder.start()
+    writer.start()
+    cancelled = False
+    predicted = 0
+    try:
+        finished = False
+        while not finished and decoder.error is None:
+            batch: list[tuple[int, np.ndarray]] = []
+            while len(batch) < batch_size:
+                item = decoded.get()
+                if item is _END:
+                    finished = True
+                    break
+                batch.append(item)
+            if batch:
+                results = predictor.predict([frame for _, frame in batch])
+                for (index, _), result in zip(batch, results):
+                    _put_checked(computed, (index, result), writer)
+                predicted += len(batch)
+            elapsed = time.perf_counter() - started
+            rate = predicted / elapsed if elapsed > 0 else 0.0
+            left = (len(todo) - predicted) / rate if rate > 0 else None
+            last = batch[-1][0] if batch else last_written
+            try:
+                if (yield Progress(predicted, len(todo), rate, left, last)):
+                    cancelled = True
+                    break
+            except GeneratorExit:
+                cancelled = True
+                raise
+    finally:
+        stop_decoding.set()
+        _drain(decoded)
+        decoder.join()
+        if writer.is_alive():
+            _put_checked(computed, _END, writer, quiet=True)
+        writer.join()
+    for stage in (decoder, writer):
+        if stage.error is not None:
+            raise stage.error
+    return RunSummary(
+        selected=len(selected),
+        skipped_done=skipped_done,
+        skipped_edited=skipped_edited,
+        processed=written,
+        cancelled=cancelled,
+        seconds=time.perf_counter() - started,
+    )
+
+
+def _put_checked(q: queue.Queue, item: object, consumer: _Stage, *, quiet: bool = False) -> None:
+    """Put into a bounded queue without hanging on a consumer that died."""
+    while True:
+        try:
+            q.put(item, timeout=0.2)
+            return
+        except queue.Full:
+            if not consumer.is_alive():
+                if quiet:
+                    return
+                raise DensePoseGazeError(
+                    f"Writing results stopped: {consumer.error}" if consumer.error else "Writing results stopped."
+                ) from consumer.error
+
+
+def _drain(q: queue.Queue) -> None:
+    while True:
+        try:
+            q.get_nowait()
+        except queue.Empty:
+            return
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """Everything a DensePose run is set up from; the widget and the command line fill it in."""
+
+    model: str = "R_50_FPN_DL_s1x"
+    weights: str | Path | None = None  # a local checkpoint instead of the zoo file of ``model``
+    device: str = "auto"
+    precision: str = "auto"
+    score_threshold: float = 0.7
+    batch_size: int | None = None
+    output: str | Path | None = None  # results folder; None: beside the recording
+    selection: FrameSelection | None = None
+    overwrite_edited: bool = False
+    cache_dir: str | Path | None = None
+
+
+@dataclass
+class PreparedRun:
+    predictor: FramePredictor
+    store: ResultsStore
+    frames: np.ndarray
+
+
+def prepare_run(
+    recording: Recording,
+    settings: RunSettings,
+    *,
+    download_progress: Callable[[int, int], None] | bool = True,
+) -> PreparedRun:
+    """Resolve the weights (downloading them if needed), load the engine, open the store, select frames."""
+    from .engine.predictor import Predictor
+    from .engine.weights import resolve_weights
+    from .engine.zoo import get_config
+    from .frame_selection import FrameSelection, select_frames
+
+    cfg = get_config(settings.model)
+    selection = settings.selection or FrameSelection()
+    frames = select_frames(recording, selection)  # a bad selection fails before the model loads
+    path = resolve_weights(settings.weights or cfg, cache_dir=settings.cache_dir, progress=download_progress)
+    predictor = Predictor(
+        cfg,
+        weights=path,
+        device=settings.device,
+        precision=settings.precision,
+        score_threshold=settings.score_threshold,
+        batch_size=settings.batch_size,
+    )
+    metadata = run_metadata(
+        recording,
+        model=cfg.name,
+        checkpoint_sha256=file_sha256(path),
+        score_threshold=settings.score_threshold,
+        device=str(predictor.device),
+        selection=selection,
+        precision=str(predictor.dtype).removeprefix("torch."),
+        weights_file=path.name,
+    )
+    store = open_store_for_run(recording, settings.output, metadata)
+    return PreparedRun(predictor, store, frames)
