@@ -1,0 +1,98 @@
+"""Dock widget "Recording info": what the selected recording holds and what was odd about it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+from qtpy.QtCore import Qt
+from qtpy.QtWidgets import QFormLayout, QLabel, QVBoxLayout, QWidget
+
+from ..errors import DensePoseGazeError
+from ..gaze import gaze_samples
+from ..recording import Recording
+from .recording_layers import current_recording_folder, opened_recording
+
+if TYPE_CHECKING:
+    import napari
+
+NO_RECORDING = "No recording open: drag a recording folder onto napari, or File > Open Sample."
+INVALID = "not worn, in blinks, off-frame or NaN"
+FIELDS = ("recording", "folder", "frames", "duration", "frame size", "gaze samples", "fixations", "warnings")
+
+
+def recording_summary(recording: Recording) -> dict[str, str]:
+    """The text of each field of the widget for one recording."""
+    frame_ts = np.asarray(recording.frame_timestamps, dtype=np.int64)
+    n_frames = len(frame_ts)
+    duration_s = (frame_ts[-1] - frame_ts[0]) / 1e9 if n_frames > 1 else 0.0
+    rate = f", {(n_frames - 1) / duration_s:.1f} fps" if duration_s > 0 else ""
+    samples = gaze_samples(recording)
+    n_valid = int(samples["valid"].sum())
+    width, height = recording.frame_size
+    warnings = recording.warnings
+    return {
+        "recording": recording.name,
+        "folder": str(recording.folder),
+        "frames": f"{n_frames}{rate}",
+        "duration": f"{duration_s:.2f} s",
+        "frame size": f"{width} x {height} px",
+        "gaze samples": f"{len(samples)} ({n_valid} valid, {len(samples) - n_valid} {INVALID})",
+        "fixations": str(len(recording.fixations)),
+        "warnings": "\n".join(f"- {w}" for w in warnings) if warnings else "none",
+    }
+
+
+class RecordingInfoWidget(QWidget):
+    """Shows name, frames, duration, gaze samples and warnings of the selected layer's recording."""
+
+    def __init__(self, napari_viewer: napari.Viewer) -> None:
+        super().__init__()
+        self._viewer = napari_viewer
+        self._shown: Path | None = None
+
+        self._status = QLabel(NO_RECORDING)
+        self._status.setWordWrap(True)
+        form = QFormLayout()
+        self.fields: dict[str, QLabel] = {}
+        for name in FIELDS:
+            label = QLabel()
+            label.setWordWrap(True)
+            label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+            self.fields[name] = label
+            form.addRow(name.capitalize() + ":", label)
+        layout = QVBoxLayout(self)
+        layout.addWidget(self._status)
+        layout.addLayout(form)
+        layout.addStretch()
+
+        napari_viewer.layers.selection.events.active.connect(self._refresh)
+        napari_viewer.layers.events.inserted.connect(self._refresh)
+        napari_viewer.layers.events.removed.connect(self._refresh)
+        self._refresh()
+
+    @property
+    def status(self) -> str:
+        return self._status.text()
+
+    def _refresh(self, event: object = None) -> None:
+        folder = current_recording_folder(self._viewer)
+        if folder == self._shown and folder is not None:
+            return
+        self._shown = folder
+        if folder is None:
+            self._show(NO_RECORDING, {})
+            return
+        try:
+            summary = recording_summary(opened_recording(folder))
+        except DensePoseGazeError as err:
+            self._show(f"Cannot read {folder}: {err}", {})
+            return
+        self._show("", summary)
+
+    def _show(self, status: str, summary: dict[str, str]) -> None:
+        self._status.setText(status)
+        self._status.setVisible(bool(status))
+        for name, label in self.fields.items():
+            label.setText(summary.get(name, ""))

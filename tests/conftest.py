@@ -1,0 +1,65 @@
+"""Fixtures shared by all tests.
+
+napari's ``make_napari_viewer`` fixture comes from napari's own pytest plugin
+(registered by napari's ``pytest11`` entry point, nothing to enable here);
+pytest-xvfb runs the whole session on a virtual X display when Xvfb is
+installed, so viewer tests draw with the real xcb platform and OpenGL (Mesa).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from napari_densepose_gaze.synthetic.export import write_recording
+
+if not os.environ.get("DISPLAY") and not shutil.which("Xvfb"):
+    # no screen and no Xvfb (run .ci/setup to get it): Qt's offscreen platform
+    # at least lets widget tests run instead of aborting on a missing display
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+#: small enough to write in about a second, big enough for figures and gaze to be seen
+SMALL_RECORDING = {"seconds": 2.0, "size": (320, 240), "seed": 0}
+
+
+@pytest.fixture(scope="session")
+def synthetic_recording(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Path]:
+    """Factory: ``synthetic_recording(**write_recording_kwargs) -> recording folder``.
+
+    Defaults to a 2 s, 320x240 Neon-style recording. Folders are written once
+    per session and parameter set and shared between tests: treat them as
+    read-only (copy one with ``shutil.copytree`` before changing it).
+    """
+    made: dict[tuple, Path] = {}
+
+    def make(**kwargs: Any) -> Path:
+        options = {**SMALL_RECORDING, **kwargs}
+        key = tuple(sorted((k, _hashable(v)) for k, v in options.items()))
+        if key not in made:
+            made[key] = write_recording(tmp_path_factory.mktemp("recording"), **options)
+        return made[key]
+
+    return make
+
+
+def _hashable(value: Any) -> Any:
+    if isinstance(value, set | frozenset):
+        return tuple(sorted(value))
+    if isinstance(value, list | tuple):
+        return tuple(value)
+    return value
+
+
+@pytest.fixture
+def sample_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Point the sample-data cache at a fresh temporary folder (never the user's cache)."""
+    from napari_densepose_gaze.ui.sample_data import CACHE_ENV
+
+    cache = tmp_path / "cache"
+    monkeypatch.setenv(CACHE_ENV, str(cache))
+    return cache
