@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Callable
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -63,3 +65,51 @@ def sample_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     cache = tmp_path / "cache"
     monkeypatch.setenv(CACHE_ENV, str(cache))
     return cache
+
+
+# -------------------------------------------------------------- DensePose checkpoints
+FIXTURES_ENV = "DENSEPOSE_PARITY_FIXTURES"
+
+
+def find_parity_fixtures() -> Path:
+    """The parity fixture folder: ``$DENSEPOSE_PARITY_FIXTURES`` or ``shared/`` beside/above the repo."""
+    if os.environ.get(FIXTURES_ENV):
+        folder = Path(os.environ[FIXTURES_ENV])
+        if not folder.is_dir():
+            pytest.fail(f"${FIXTURES_ENV} points to {folder}, which is not a folder")
+        return folder
+    for parent in Path(__file__).resolve().parents:
+        candidate = parent / "shared" / "fixtures" / "densepose_parity"
+        if candidate.is_dir():
+            return candidate
+    pytest.fail(f"DensePose parity fixtures not found: set ${FIXTURES_ENV} or check out shared/ beside the repo")
+
+
+@pytest.fixture(scope="session")
+def parity_fixtures() -> Path:
+    return find_parity_fixtures()
+
+
+@pytest.fixture(scope="session")
+def parity_checkpoint(
+    parity_fixtures: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Callable[[str], Path]]:
+    """Factory: config name -> path of its synthetic model-zoo ``.pkl`` (written once per session)."""
+    written: dict[str, Path] = {}
+
+    def path_for(config: str) -> Path:
+        if config not in written:
+            out = tmp_path_factory.mktemp(f"checkpoint_{config}") / "model_final.pkl"
+            subprocess.run(
+                [sys.executable, str(parity_fixtures / "make_checkpoint.py"),
+                 str(parity_fixtures / f"manifest_{config}.json"), str(out)],
+                check=True,
+            )
+            written[config] = out
+        return written[config]
+
+    yield path_for
+    for path in written.values():  # 250-350 MB each: don't leave them in pytest's kept temp dirs
+        path.unlink(missing_ok=True)
+
+

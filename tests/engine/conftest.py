@@ -15,10 +15,7 @@ once per session and read with the engine's checkpoint loader.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,24 +29,12 @@ from napari_densepose_gaze.engine.model import DensePoseRCNN
 from napari_densepose_gaze.engine.preprocess import preprocess
 from napari_densepose_gaze.engine.zoo import ZOO, ModelConfig
 
-FIXTURES_ENV = "DENSEPOSE_PARITY_FIXTURES"
+# find_parity_fixtures, parity_fixtures and parity_checkpoint live in tests/conftest.py:
+# the pipeline and widget tests run the engine on the same synthetic checkpoints.
+
 PARITY_CONFIGS = ("R_50_FPN_s1x", "R_50_FPN_DL_s1x")
 PARITY_IMAGES = ("neon_1600x1200", "invisible_1088x1080")
 PARITY_CASES = [(config, image) for config in PARITY_CONFIGS for image in PARITY_IMAGES]
-
-
-def find_parity_fixtures() -> Path:
-    """The parity fixture folder: ``$DENSEPOSE_PARITY_FIXTURES`` or ``shared/`` beside/above the repo."""
-    if os.environ.get(FIXTURES_ENV):
-        folder = Path(os.environ[FIXTURES_ENV])
-        if not folder.is_dir():
-            pytest.fail(f"${FIXTURES_ENV} points to {folder}, which is not a folder")
-        return folder
-    for parent in Path(__file__).resolve().parents:
-        candidate = parent / "shared" / "fixtures" / "densepose_parity"
-        if candidate.is_dir():
-            return candidate
-    pytest.fail(f"DensePose parity fixtures not found: set ${FIXTURES_ENV} or check out shared/ beside the repo")
 
 
 def read_rgb(path: Path) -> np.ndarray:
@@ -93,34 +78,6 @@ class ParityCase:
         boxes[:, 0::2] /= orig_w / res_w
         boxes[:, 1::2] /= orig_h / res_h
         return boxes
-
-
-@pytest.fixture(scope="session")
-def parity_fixtures() -> Path:
-    return find_parity_fixtures()
-
-
-@pytest.fixture(scope="session")
-def parity_checkpoint(
-    parity_fixtures: Path, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Callable[[str], Path]]:
-    """Factory: config name -> path of its synthetic model-zoo ``.pkl`` (written once per session)."""
-    written: dict[str, Path] = {}
-
-    def path_for(config: str) -> Path:
-        if config not in written:
-            out = tmp_path_factory.mktemp(f"checkpoint_{config}") / "model_final.pkl"
-            subprocess.run(
-                [sys.executable, str(parity_fixtures / "make_checkpoint.py"),
-                 str(parity_fixtures / f"manifest_{config}.json"), str(out)],
-                check=True,
-            )
-            written[config] = out
-        return written[config]
-
-    yield path_for
-    for path in written.values():  # 250-350 MB each: don't leave them in pytest's kept temp dirs
-        path.unlink(missing_ok=True)
 
 
 @pytest.fixture(scope="session")

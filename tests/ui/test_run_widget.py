@@ -1,0 +1,137 @@
+"""The Run DensePose widget, driven in a real viewer with the real engine on CPU.
+
+The engine loads the synthetic checkpoint of the parity fixtures; frames are
+small and the input size low so a run takes seconds, not minutes.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from napari_densepose_gaze.parts import part_color
+from napari_densepose_gaze.store import ResultsStore
+from napari_densepose_gaze.ui.result_layers import BODY_PARTS, PERSONS
+from napari_densepose_gaze.ui.run_widget import RunDensePoseWidget
+
+CONFIG = "R_50_FPN_s1x"
+# Synthetic weights score almost everything near 1; this keeps a few detections per frame.
+THRESHOLD = 0.9995
+
+
+@pytest.fixture
+def recording_folder(synthetic_recording, tmp_path):
+    import shutil
+
+    source = synthetic_recording(seconds=0.5, size=(160, 120))
+    folder = tmp_path / source.name
+    shutil.copytree(source, folder)  # results are written beside it
+    return folder
+
+
+@pytest.fixture
+def widget(make_napari_viewer, recording_folder, parity_checkpoint):
+    viewer = make_napari_viewer()
+    viewer.open(str(recording_folder), plugin="napari-densepose-gaze")
+    widget = RunDensePoseWidget(viewer)
+    viewer.window.add_dock_widget(widget, name="Run DensePose")
+    widget.model.value = CONFIG
+    widget.weights.value = str(parity_checkpoint(CONFIG))
+    widget.device.value = "cpu"
+    widget.threshold.value = THRESHOLD
+    widget.input_size.value = 96
+    return widget
+
+
+def run_and_wait(qtbot, widget, timeout_ms=240_000):
+    widget.run_button.clicked.emit()
+    worker = widget._worker
+    assert worker is not None, widget.status.value
+    with qtbot.waitSignal(worker.finished, timeout=timeout_ms):
+        pass
+
+
+def test_run_fills_a_body_parts_layer_backed_by_the_store(qtbot, widget, recording_folder):
+    viewer = widget._viewer
+    assert widget.video.value is not None and widget.video.value.name == "scene video"
+    run_and_wait(qtbot, widget)
+    assert widget.status.value.startswith("Done: 15 frames"), widget.status.value
+
+    parts = viewer.layers[BODY_PARTS]
+    persons = viewer.layers[PERSONS]
+    store = ResultsStore.open(ResultsStore.default_folder(recording_folder))
+    assert parts.data.shape == (15, 120, 160) and persons.visible is False
+    assert store.processed_frames().tolist() == list(range(15))
+    np.testing.assert_array_equal(np.asarray(parts.data[7]), store.labels[7])
+    assert store.labels[:].max() > 0, "no detections: the test threshold no longer fits the synthetic weights"
+    meta = store.metadata
+    assert meta["model"] == CONFIG and meta["score_threshold"] == pytest.approx(THRESHOLD)
+    assert meta["device"] == "cpu" and len(meta["checkpoint_sha256"]) == 64
+    assert meta["input_size"] == [96, 160]
+    # one fixed colour per part, the project's own
+    assert np.allclose(parts.colormap.map(np.array([23]))[0], part_color(23))
+    assert list(parts.features["part"][:3]) == ["background", "torso back", "torso front"]
+
+
+def test_cancel_keeps_a_consistent_store_and_a_rerun_resumes(qtbot, widget, recording_folder):
+    widget.run_button.clicked.emit()
+    worker = widget._worker
+    qtbot.waitUntil(lambda: "frames/s" in widget.status.value, timeout=120_000)
+    widget.cancel_button.clicked.emit()
+    with qtbot.waitSignal(worker.finished, timeout=120_000):
+        pass
+    assert widget.status.value.startswith("Cancelled after"), widget.status.value
+    store = ResultsStore.open(ResultsStore.default_folder(recording_folder))
+    done = store.processed_frames().tolist()
+    assert 0 < len(done) < 15 and done == list(range(len(done)))
+
+    run_and_wait(qtbot, widget)
+    assert widget.status.value.startswith(f"Done: {15 - len(done)} frames"), widget.status.value
+    assert f"{len(done)} already done" in widget.status.value
+    assert store.processed_frames().tolist() == list(range(15))
+
+
+def test_painting_marks_the_frame_edited_and_a_rerun_keeps_it(qtbot, widget, recording_folder):
+    viewer = widget._viewer
+    widget.last.value = 3  # frames 0..3
+    run_and_wait(qtbot, widget)
+    parts = viewer.layers[BODY_PARTS]
+    viewer.dims.set_current_step(0, 2)
+    parts.selected_label = 24
+    parts.paint((2, 60, 80), 24, refresh=True)
+    store = ResultsStore.open(ResultsStore.default_folder(recording_folder))
+    assert store.edited_frames().tolist() == [2]
+    assert store.labels[2, 60, 80] == 24
+
+    widget.last.value = -1
+    widget.overwrite.value = False
+    run_and_wait(qtbot, widget)
+    assert store.labels[2, 60, 80] == 24
+    assert "1 edited by hand kept" in widget.status.value
+
+
+def test_reopening_the_recording_shows_its_results_and_records_edits(qtbot, widget, recording_folder,
+                                                                    make_napari_viewer):
+    widget.last.value = 1
+    run_and_wait(qtbot, widget)
+    viewer = make_napari_viewer()
+    viewer.open(str(recording_folder), plugin="napari-densepose-gaze")
+    parts = viewer.layers[BODY_PARTS]
+    assert viewer.layers[PERSONS].visible is False
+    store = ResultsStore.open(ResultsStore.default_folder(recording_folder))
+    np.testing.assert_array_equal(np.asarray(parts.data[1]), store.labels[1])
+    parts.paint((1, 10, 10), 5, refresh=True)
+    assert store.edited_frames().tolist() == [1]
+    assert ResultsStore.open(store.folder).labels[1, 10, 10] == 5
+
+
+def test_a_bad_setting_is_shown_and_nothing_runs(qtbot, widget, recording_folder):
+    widget.start_event.reset_choices()
+    widget.first.value = 10_000
+    widget.run_button.clicked.emit()
+    worker = widget._worker
+    if worker is not None:
+        with qtbot.waitSignal(worker.finished, timeout=60_000):
+            pass
+    assert "does not fit" in widget.status.value
+    assert not ResultsStore.default_folder(recording_folder).exists()
