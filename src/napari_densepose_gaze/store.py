@@ -8,6 +8,8 @@ One folder per recording (by default beside the export, see
     <folder>/persons/         (frames, height, width) uint8 person index, 0 = nobody
     <folder>/frames.log       append-only log of frame events (done + detections,
                               edited, reset), one checksummed JSON line per event
+    <folder>/person_ids.csv   optional: stable person ids linking detections across
+                              frames (:mod:`.tracking`), replaced atomically
 
 Why it survives a SIGKILL at any moment: zarr (>= 3.1.3) writes each chunk to a
 temporary file and renames it into place, so a chunk is always either old or
@@ -45,7 +47,7 @@ from zarr.codecs import BloscCodec
 
 from .errors import DensePoseGazeError
 
-__all__ = ["DETECTION_COLUMNS", "RESULT_DEFINING_KEYS", "ResultsStore"]
+__all__ = ["DETECTION_COLUMNS", "PERSON_ID_COLUMNS", "RESULT_DEFINING_KEYS", "ResultsStore"]
 
 #: Columns of :meth:`ResultsStore.detections`, one row per detection.
 DETECTION_COLUMNS = ("frame", "person", "x1 [px]", "y1 [px]", "x2 [px]", "y2 [px]", "score")
@@ -54,11 +56,14 @@ _BOX_COLUMNS = DETECTION_COLUMNS[2:6]
 #: Metadata keys whose values decide what the stored results are. Re-opening a
 #: store for writing with different values is refused: the frames would mix
 #: two models or thresholds.
-RESULT_DEFINING_KEYS = ("recording_id", "model", "checkpoint_sha256", "score_threshold")
+RESULT_DEFINING_KEYS = ("recording_id", "model", "checkpoint_sha256", "score_threshold", "input_size")
 
 _ATTRS_KEY = "napari_densepose_gaze"
 _FORMAT_VERSION = 1
 _LOG_NAME = "frames.log"
+_PERSON_IDS_NAME = "person_ids.csv"
+#: Columns of :meth:`ResultsStore.person_ids`: a detection and its stable id.
+PERSON_ID_COLUMNS = (*DETECTION_COLUMNS, "person id")
 _ARRAY_NAMES = ("labels", "persons")
 # Leftover temporary chunk files of a killed writer older than this are removed
 # when a store is opened for writing; younger ones may belong to a live writer.
@@ -311,7 +316,59 @@ class ResultsStore:
             {"frame": "int64", "person": "int64", **dict.fromkeys(DETECTION_COLUMNS[2:], "float64")}
         )
 
+    def person_ids(self) -> pd.DataFrame | None:
+        """The stored person ids (:data:`PERSON_ID_COLUMNS`), or None if none were written.
+
+        Rows whose detection has changed since (a frame re-run or reset) are
+        dropped, so what comes back always describes the current detections;
+        compare its length with :meth:`detections` to see whether ids are missing.
+        """
+        path = self._folder / _PERSON_IDS_NAME
+        try:
+            table = pd.read_csv(path)
+            missing = [c for c in PERSON_ID_COLUMNS if c not in table]
+            if missing:
+                raise ValueError(f"the column(s) {', '.join(missing)} are missing")
+            table = _typed_person_ids(table[list(PERSON_ID_COLUMNS)])
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError, TypeError) as exc:
+            raise DensePoseGazeError(
+                f"Cannot read the person ids {path}: {exc}. Delete the file and link the "
+                "detections again (napari_densepose_gaze.tracking.link_store)."
+            ) from exc
+        current = self.detections()
+        merged = table.merge(current, on=["frame", "person"], how="inner", suffixes=("", " now"))
+        same = np.ones(len(merged), dtype=bool)
+        for col in DETECTION_COLUMNS[2:]:
+            same &= np.isclose(merged[col].to_numpy(), merged[f"{col} now"].to_numpy(), rtol=0, atol=1e-6)
+        return merged.loc[same, list(PERSON_ID_COLUMNS)].reset_index(drop=True)
+
     # ---------------------------------------------------------------- writing
+    def write_person_ids(self, table: pd.DataFrame) -> None:
+        """Store stable person ids: detections (:data:`DETECTION_COLUMNS`) plus ``person id``.
+
+        Written to a temporary file that is fsynced and renamed over
+        ``person_ids.csv``, so a kill leaves the old file or the new one.
+        """
+        self._check_writable()
+        missing = [c for c in PERSON_ID_COLUMNS if c not in table]
+        if missing:
+            raise ValueError(f"person ids need the columns {PERSON_ID_COLUMNS}; missing {missing}")
+        table = _typed_person_ids(table[list(PERSON_ID_COLUMNS)])
+        path = self._folder / _PERSON_IDS_NAME
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+        with self._lock:
+            try:
+                with tmp.open("w", encoding="utf-8", newline="") as f:
+                    table.to_csv(f, index=False, float_format="%.17g")
+                    f.flush()
+                    os.fsync(f.fileno())
+                os.replace(tmp, path)
+                _fsync_dir(self._folder)
+            finally:
+                tmp.unlink(missing_ok=True)
+
     def write_frame(
         self,
         frame: int,
@@ -511,8 +568,29 @@ def _remove_store(folder: Path) -> None:
     # Only what a store consists of: never a whole folder a user pointed at.
     (folder / "zarr.json").unlink(missing_ok=True)
     (folder / _LOG_NAME).unlink(missing_ok=True)
+    (folder / _PERSON_IDS_NAME).unlink(missing_ok=True)
     for name in _ARRAY_NAMES:
         shutil.rmtree(folder / name, ignore_errors=True)
+
+
+def _typed_person_ids(table: pd.DataFrame) -> pd.DataFrame:
+    return table.astype(
+        {"frame": "int64", "person": "int64", "person id": "int64", **dict.fromkeys(DETECTION_COLUMNS[2:], "float64")}
+    )
+
+
+def _fsync_dir(folder: Path) -> None:
+    # the rename itself must reach the disk, or a crash can bring the old file back
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return  # not possible on every platform (Windows); the rename is still atomic
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def _json_roundtrip(metadata: Mapping[str, Any], folder: Path) -> dict[str, Any]:

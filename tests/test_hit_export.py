@@ -1,0 +1,128 @@
+"""CSV export of the hit tables and the peer tool's files, re-read with pandas."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+
+from napari_densepose_gaze.gaze import flag_gaze
+from napari_densepose_gaze.hit_export import (
+    COLUMNS,
+    FILE_NAMES,
+    PEER_PART_NAMES,
+    export_hit_tables,
+    export_recording_hits,
+    write_peer_files,
+)
+from napari_densepose_gaze.hits import HitSettings, compute_hits, hits_from_samples
+from napari_densepose_gaze.parts import PART_NAMES
+from napari_densepose_gaze.recording import Recording
+from napari_densepose_gaze.store import ResultsStore
+
+MS = 1_000_000
+FRAME_TS = np.array([0, 33, 66, 99], dtype=np.int64) * MS
+
+
+def scene():
+    labels = np.zeros((4, 30, 40), np.uint8)
+    persons = np.zeros_like(labels)
+    labels[0, 5:10, 5:10], persons[0, 5:10, 5:10] = 23, 1   # head
+    labels[0, 5:10, 12:14], persons[0, 5:10, 12:14] = 2, 1  # torso front, 3 px to the right
+    labels[1, 5:10, 5:10], persons[1, 5:10, 5:10] = 4, 1    # left hand
+    return labels, persons
+
+
+def tables_for(rows, radius=3.0, processed=(0, 1, 2)):
+    t, x, y, worn = zip(*rows)
+    gaze = pd.DataFrame({
+        "section id": "s1", "recording id": "r1",
+        "timestamp [ns]": np.array(t, dtype=np.int64) * MS,
+        "gaze x [px]": np.array(x, float), "gaze y [px]": np.array(y, float), "worn": np.array(worn, float),
+        "fixation id": pd.array([1] * len(rows), dtype="Int64"), "blink id": pd.array([None] * len(rows), dtype="Int64"),
+        "azimuth [deg]": 0.0, "elevation [deg]": 0.0,
+    })
+    labels, persons = scene()
+    samples = flag_gaze(gaze, FRAME_TS, (40, 30))
+    tables = hits_from_samples(samples, labels, persons, list(processed), settings=HitSettings(radius, "px"),
+                               frame_timestamps=FRAME_TS)
+    return tables, labels, persons
+
+
+ROWS = [(1, 10.5, 7.5, 1), (30, 30.0, 20.0, 1), (34, 7.0, 7.0, 1), (67, 7.0, 7.0, 0), (100, 7.0, 7.0, 1)]
+
+
+def test_every_table_is_written_with_its_documented_columns(tmp_path):
+    tables, *_ = tables_for(ROWS)
+    written = export_hit_tables(tables, tmp_path / "out")
+    for name, file_name in FILE_NAMES.items():
+        assert written[name] == tmp_path / "out" / file_name
+        table = pd.read_csv(written[name])
+        documented = list(COLUMNS[name])
+        assert list(table.columns[: len(documented)]) == documented, name
+        assert len(table) == len(getattr(tables, name))
+    samples = pd.read_csv(written["samples"])
+    assert {"section id", "recording id", "worn", "azimuth [deg]"} <= set(samples.columns)  # gaze.csv's own
+    assert samples["timestamp [ns]"].dtype == np.int64
+    assert samples["status"].tolist() == ["near part", "no part", "on part", "not worn", "frame not processed"]
+    parts = pd.read_csv(written["parts"])
+    assert parts["part"].tolist() == list(PART_NAMES.values())
+    settings = json.loads(written["settings"].read_text())
+    assert settings == {"radius": 3.0, "unit": "px", "max_gap_ms": 50.0, "start timestamp [ns]": 0}
+
+
+def test_peer_files_have_the_peer_layout_and_values(tmp_path):
+    tables, labels, persons = tables_for(ROWS)
+    written = write_peer_files(tables, tmp_path, labels, persons, [0, 1, 2], pts=np.array([0, 10, 20, 30]))
+    frames = pd.read_csv(written["densepose"], keep_default_na=False)
+    assert list(frames.columns) == ["frames", "pts", "timestamp [ns]", "section id", "recording id", "gaze x [px]",
+                                    "gaze y [px]", "worn", "fixation id", "blink id", "azimuth [deg]",
+                                    "elevation [deg]", "densepose"]
+    assert frames["frames"].tolist() == [0, 1, 2, 3]
+    assert frames["pts"].tolist() == [0, 10, 20, 30]
+    assert frames["timestamp [ns]"].tolist() == FRAME_TS.tolist()
+    # frame 0 (t 0): nearest sample t=1 at (10.5, 7.5): head 1.0 px left, torso 2.0 px right, background under it
+    # frame 1 (t 33): nearest sample t=34 on the left hand, background 2.5 px up; frame 2 (t 66): t=67, not worn;
+    # frame 3 (t 99): not processed
+    assert frames["gaze x [px]"].tolist() == [10.5, 7.0, 7.0, 7.0]
+    assert frames["densepose"].tolist() == ["BACKGROUND, TORSO_FRONT, HEAD_RIGHT", "BACKGROUND, LEFT_HAND", "BACKGROUND",
+                                       ""]
+    counts = pd.read_csv(written["parts_count"])
+    assert list(counts.columns) == ["part", "count"]
+    assert counts.to_dict("list") == {"part": ["TORSO_FRONT", "LEFT_HAND", "HEAD_RIGHT"], "count": [1, 1, 1]}
+
+
+def test_peer_parts_count_sorts_by_count_then_part_id(tmp_path):
+    rows = [(1, 7.0, 7.0, 1), (34, 7.0, 7.0, 1), (67, 7.0, 7.0, 1)]
+    tables, labels, persons = tables_for(rows, radius=0.0)
+    labels[2] = labels[1]  # frame 2 shows the left hand too
+    written = write_peer_files(tables, tmp_path, labels, persons, [0, 1, 2])
+    counts = pd.read_csv(written["parts_count"])
+    assert counts.to_dict("list") == {"part": ["LEFT_HAND", "HEAD_RIGHT"], "count": [2, 1]}
+    frames = pd.read_csv(written["densepose"])
+    assert frames["pts"].isna().all()  # no pts given
+
+
+def test_peer_names_cover_every_part():
+    assert sorted(PEER_PART_NAMES) == list(range(25))
+    assert len(set(PEER_PART_NAMES.values())) == 25
+
+
+def test_export_recording_hits_writes_everything(synthetic_recording, tmp_path):
+    recording = Recording.open(synthetic_recording())
+    width, height = recording.frame_size
+    store = ResultsStore.create(tmp_path / "store", n_frames=recording.n_frames, height=height, width=width,
+                                metadata={"recording_id": recording.recording_id})
+    labels = np.zeros((height, width), np.uint8)
+    labels[:, : width // 2] = 24
+    persons = (labels > 0).astype(np.uint8)
+    store.write_frame(0, labels, persons, [{"x1": 0, "y1": 0, "x2": width // 2, "y2": height, "score": 0.9}])
+    tables = compute_hits(recording, store)
+    written = export_recording_hits(tables, tmp_path / "csv", recording, store)
+    assert {p.name for p in (tmp_path / "csv").iterdir()} == {*FILE_NAMES.values(), "hit_settings.json",
+                                                              "densepose.csv", "parts_count.csv"}
+    frames = pd.read_csv(written["densepose"])
+    assert len(frames) == recording.n_frames
+    assert frames["pts"].tolist() == recording.video_reader().pts[: recording.n_frames].tolist()
+    assert frames["densepose"].notna().sum() == 1  # only frame 0 has results
