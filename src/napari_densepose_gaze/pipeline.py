@@ -328,6 +328,8 @@ class RunSettings:
     precision: str = "auto"
     score_threshold: float = 0.7
     batch_size: int | None = None
+    input_size: int = 800  # shortest edge the engine resizes frames to (Detectron2: 800)
+    max_input_size: int | None = None  # longest edge at most; None: Detectron2's ratio (1333 for 800)
     output: str | Path | None = None  # results folder; None: beside the recording
     selection: FrameSelection | None = None
     overwrite_edited: bool = False
@@ -341,21 +343,27 @@ class PreparedRun:
     frames: np.ndarray
 
 
-def prepare_run(
-    recording: Recording,
-    settings: RunSettings,
-    *,
-    download_progress: Callable[[int, int], None] | bool = True,
-) -> PreparedRun:
-    """Resolve the weights (downloading them if needed), load the engine, open the store, select frames."""
+@dataclass
+class LoadedModel:
+    """An engine loaded from :class:`RunSettings`, reusable for many recordings (see :func:`load_model`)."""
+
+    predictor: FramePredictor
+    settings: RunSettings  # what it was loaded from; its model fields go into each store's metadata
+    name: str  # zoo config name
+    weights: Path  # the checkpoint file
+    checkpoint_sha256: str
+
+
+def load_model(
+    settings: RunSettings, *, download_progress: Callable[[int, int], None] | bool = True
+) -> LoadedModel:
+    """Resolve the weights (downloading them if needed) and load the engine once."""
     from .engine.predictor import Predictor
     from .engine.weights import resolve_weights
     from .engine.zoo import get_config
-    from .frame_selection import FrameSelection, select_frames
 
     cfg = get_config(settings.model)
-    selection = settings.selection or FrameSelection()
-    frames = select_frames(recording, selection)  # a bad selection fails before the model loads
+    max_size = settings.max_input_size or round(settings.input_size * 1333 / 800)
     path = resolve_weights(settings.weights or cfg, cache_dir=settings.cache_dir, progress=download_progress)
     predictor = Predictor(
         cfg,
@@ -364,16 +372,40 @@ def prepare_run(
         precision=settings.precision,
         score_threshold=settings.score_threshold,
         batch_size=settings.batch_size,
+        min_size=settings.input_size,
+        max_size=max_size,
     )
+    return LoadedModel(predictor, settings, cfg.name, Path(path), file_sha256(path))
+
+
+def prepare_run(
+    recording: Recording,
+    settings: RunSettings,
+    *,
+    download_progress: Callable[[int, int], None] | bool = True,
+    model: LoadedModel | None = None,
+) -> PreparedRun:
+    """Select frames, load the engine (unless ``model`` is given: one per batch of recordings), open the store.
+
+    With ``model``, the model fields of ``settings`` are ignored: those the model was loaded with count.
+    """
+    from .frame_selection import FrameSelection, select_frames
+
+    selection = settings.selection or FrameSelection()
+    frames = select_frames(recording, selection)  # a bad selection fails before the model loads
+    if model is None:
+        model = load_model(settings, download_progress=download_progress)
+    predictor = model.predictor
     metadata = run_metadata(
         recording,
-        model=cfg.name,
-        checkpoint_sha256=file_sha256(path),
-        score_threshold=settings.score_threshold,
+        model=model.name,
+        checkpoint_sha256=model.checkpoint_sha256,
+        score_threshold=model.settings.score_threshold,
         device=str(predictor.device),
         selection=selection,
         precision=str(predictor.dtype).removeprefix("torch."),
-        weights_file=path.name,
+        input_size=[predictor.min_size, predictor.max_size],
+        weights_file=model.weights.name,
     )
     store = open_store_for_run(recording, settings.output, metadata)
     return PreparedRun(predictor, store, frames)

@@ -1,0 +1,143 @@
+"""Benchmark the whole pipeline: video file -> decode -> engine -> results store.
+
+    python benchmarks/bench_pipeline.py [--device cpu] [--frames 12] [--seconds 2] [--batch-size N]
+                                        [--input-size 800] [--detections 3] [--workdir DIR]
+
+A synthetic Neon-sized recording (1600x1200, 30 fps, H.264) is written once into
+the work folder; the engine loads the synthetic checkpoint of the shared parity
+fixtures (real zoo weights cost the same per detection). The score threshold is
+chosen on the first frame so that it gives about ``--detections`` people, because
+the DensePose head's cost grows with them. Each configuration runs into a fresh
+store; the table gives end-to-end frames/s, seconds per frame, the store's size on
+disk per frame and the peak resident memory, then what a 10-minute recording costs
+at that rate for every frame and for one key frame per fixation.
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_engine import find_fixtures, thresholds_for  # noqa: E402
+
+from napari_densepose_gaze.engine.predictor import Predictor  # noqa: E402
+from napari_densepose_gaze.frame_selection import FrameSelection, select_frames  # noqa: E402
+from napari_densepose_gaze.pipeline import (  # noqa: E402
+    RunSettings,
+    open_store_for_run,
+    prepare_run,
+    run_densepose,
+    run_metadata,
+)
+from napari_densepose_gaze.recording import Recording  # noqa: E402
+from napari_densepose_gaze.synthetic.export import write_recording  # noqa: E402
+
+TEN_MINUTES_FRAMES = 10 * 60 * 30
+# Fixation rate assumed for the key-frame figure: about 3 fixations per second
+# while a person looks around (typical of free viewing; Neon's fixation detector
+# reports 2-4/s); the synthetic recording's own rate is printed beside it.
+FIXATIONS_PER_S = 3.0
+
+
+def neon_recording(workdir: Path, seconds: float) -> Path:
+    marker = workdir / f"neon-{seconds:g}s.done"
+    folder = workdir / f"neon-{seconds:g}s"
+    if not marker.exists():
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir(parents=True)
+        write_recording(folder, device="neon", seconds=seconds, seed=3)
+        marker.touch()
+    return next(p for p in folder.iterdir() if p.is_dir() and not p.name.endswith(".densepose"))
+
+
+def checkpoint(workdir: Path, config: str) -> Path:
+    path = workdir / f"{config}.pkl"
+    if not path.exists():
+        fixtures = find_fixtures()
+        subprocess.run(
+            [sys.executable, str(fixtures / "make_checkpoint.py"), str(fixtures / f"manifest_{config}.json"), str(path)],
+            check=True,
+        )
+    return path
+
+
+def threshold_for(recording: Recording, weights: Path, config: str, device: str, input_size: int, n: int) -> float:
+    probe = Predictor(config, weights=weights, device=device, precision="float32", score_threshold=0.0,
+                      min_size=input_size, max_size=round(input_size * 1333 / 800))
+    scores = probe.predict(recording.video_reader().frame(0).copy())[0].scores
+    return thresholds_for(np.sort(scores)[::-1], (n,))[0]
+
+
+def folder_bytes(folder: Path) -> int:
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--config", default="R_50_FPN_DL_s1x")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--precision", default="auto")
+    parser.add_argument("--seconds", type=float, default=2.0, help="length of the synthetic recording")
+    parser.add_argument("--frames", type=int, default=12, help="frames to run (from the start)")
+    parser.add_argument("--batch-size", type=int, nargs="*", default=[None])
+    parser.add_argument("--input-size", type=int, default=800)
+    parser.add_argument("--detections", type=int, default=3)
+    parser.add_argument("--workdir", type=Path, default=Path("build/bench_pipeline"))
+    args = parser.parse_args()
+    args.workdir.mkdir(parents=True, exist_ok=True)
+
+    folder = neon_recording(args.workdir, args.seconds)
+    recording = Recording.open(folder)
+    weights = checkpoint(args.workdir, args.config)
+    rows = []
+    for batch_size in args.batch_size:
+        settings = RunSettings(model=args.config, weights=weights, device=args.device, precision=args.precision,
+                               batch_size=batch_size, input_size=args.input_size,
+                               selection=FrameSelection(stop=min(args.frames, recording.n_frames)))
+        settings = RunSettings(**{**settings.__dict__, "score_threshold": threshold_for(
+            recording, weights, args.config, "cpu" if args.device == "cpu" else args.device, args.input_size,
+            args.detections)})
+        out = args.workdir / "store"
+        shutil.rmtree(out, ignore_errors=True)
+        prepared = prepare_run(recording, RunSettings(**{**settings.__dict__, "output": out}), download_progress=False)
+        started = time.perf_counter()
+        summary = run_densepose(recording, prepared.predictor, prepared.store, prepared.frames)
+        seconds = time.perf_counter() - started
+        detections = prepared.store.detections()
+        rows.append({
+            "device": str(prepared.predictor.device),
+            "precision": str(prepared.predictor.dtype).removeprefix("torch."),
+            "batch": prepared.predictor.batch_size,
+            "frames": summary.processed,
+            "det/frame": len(detections) / max(summary.processed, 1),
+            "frames/s": summary.processed / seconds,
+            "s/frame": seconds / max(summary.processed, 1),
+            "store kB/frame": folder_bytes(out) / 1024 / max(summary.processed, 1),
+        })
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    fixation_rate = len(recording.fixations) / (recording.n_frames / 30.0)
+
+    header = ["device", "precision", "batch", "frames", "det/frame", "frames/s", "s/frame", "store kB/frame"]
+    print(f"\nPipeline, {args.config}, Neon 1600x1200, input size {args.input_size}, {recording.n_frames}-frame video")
+    print(" | ".join(f"{h:>14}" for h in header))
+    for row in rows:
+        print(" | ".join(f"{row[h]:>14.2f}" if isinstance(row[h], float) else f"{row[h]:>14}" for h in header))
+    print(f"peak resident memory: {peak_mb:.0f} MB")
+    best = max(rows, key=lambda r: r["frames/s"])
+    key_frames = int(FIXATIONS_PER_S * 600)
+    print(f"\n10-minute recording at {best['s/frame']:.2f} s/frame ({best['device']}):")
+    print(f"  all {TEN_MINUTES_FRAMES} frames: {TEN_MINUTES_FRAMES * best['s/frame'] / 3600:.1f} h")
+    print(f"  one key frame per fixation (~{key_frames} at {FIXATIONS_PER_S:g}/s; this synthetic recording has "
+          f"{fixation_rate:.1f}/s): {key_frames * best['s/frame'] / 3600:.2f} h")
+
+
+if __name__ == "__main__":
+    main()
