@@ -2,7 +2,9 @@
 
 ``densepose-gaze models`` lists, downloads and checks the zoo weights;
 ``densepose-gaze run PATH`` runs DensePose over one recording or every
-recording of an export, resumably. Each subcommand is one ``_add_<name>``
+recording of an export, resumably; ``hits PATH`` writes the gaze hit tables,
+``render PATH`` an overlay video and ``report PATH`` the dwell-time figures
+from those results. Each subcommand is one ``_add_<name>``
 function in :data:`_COMMANDS` that builds its parser and names its handler.
 
 Exit codes: 0 all went well; 1 some recordings failed (the others were
@@ -396,6 +398,293 @@ def _summary_row(o: _Outcome) -> dict[str, str]:
     }
 
 
+# --------------------------------------------------------- hits, render, report
+_VIDEO_SUFFIXES = (".mp4", ".mkv", ".mov")
+
+
+def _add_results_options(parser: argparse.ArgumentParser, hit_settings: bool = True) -> None:
+    """Options shared by the commands that read results: where the stores are, the hit radius."""
+    parser.add_argument("path", type=Path, metavar="PATH", help="a recording folder or an export folder")
+    parser.add_argument("--results", type=Path, metavar="DIR",
+                        help="where 'run --output' wrote the results: for a recording folder its results store, "
+                        "for an export the folder holding <recording>.densepose stores. Default: beside each recording")
+    if hit_settings:
+        hit = parser.add_argument_group("hit definition (docs/hits.md)")
+        hit.add_argument("--radius", type=_non_negative_float, metavar="R",
+                         help="tolerance around the gaze point (default: the device's gaze accuracy, "
+                         "1.8 deg for Neon, 4.6 deg for Invisible); 0 counts exact hits only")
+        hit.add_argument("--unit", choices=("px", "deg"),
+                         help="unit of --radius: scene video pixels or degrees of visual angle (default px)")
+
+
+def _hit_settings(args: argparse.Namespace, parser: argparse.ArgumentParser):
+    from .hits import HitSettings
+
+    if args.radius is None:
+        if args.unit is not None:
+            parser.error("--unit needs --radius")
+        return None  # each recording's default (hits.default_radius)
+    return HitSettings(args.radius, args.unit or "px")
+
+
+def _non_negative_float(text: str) -> float:
+    value = float(text)
+    if not (math.isfinite(value) and value >= 0):
+        raise argparse.ArgumentTypeError(f"must be a number >= 0, not {text}")
+    return value
+
+
+@dataclasses.dataclass
+class _Loaded:
+    """A recording with its results store, ready for the hit commands."""
+
+    recording: object
+    store: object
+    single: bool
+
+
+def _for_each_recording(
+    args: argparse.Namespace,
+    work: Callable[[_Loaded, _Outcome, _CtrlC], dict[str, str]],
+    columns: Sequence[str],
+) -> int:
+    """Open every recording of ``args.path`` with its results store and call ``work`` on each.
+
+    Like ``run``: a recording that fails is reported and the others go on; the
+    summary table lists each one; exit 1 if any failed, 130 after Ctrl-C.
+    ``work`` returns the summary cells of ``columns`` for its recording.
+    """
+    from .recording import find_recordings, is_recording_folder
+
+    path = args.path.expanduser()
+    # a results store holding an overlay video looks like a recording (an .mp4): never one
+    recordings = [f for f in find_recordings(path) if not (f / "zarr.json").is_file()]
+    if not recordings:
+        raise DensePoseGazeError(
+            f"{path} holds no Pupil Cloud recording (no folder with world_timestamps.csv, gaze.csv or an .mp4). "
+            "Pass the unzipped 'Timeseries Data + Scene Video' export or one recording folder in it."
+        )
+    single = is_recording_folder(path) or path.is_file()
+    outcomes = [_Outcome(folder.name) for folder in recordings]
+    cells: dict[str, dict[str, str]] = {}
+    with _CtrlC() as stop:
+        for folder, outcome in zip(recordings, outcomes):
+            if stop():
+                break
+            try:
+                loaded = _open_results(folder, args.results, single, args.command)
+                cells[folder.name] = work(loaded, outcome, stop)
+                outcome.status = "stopped" if stop() else "done"
+            except DensePoseGazeError as exc:
+                outcome.status, outcome.problem = "failed", str(exc)
+                print(f"densepose-gaze: {folder.name}: {exc}", file=sys.stderr)
+            except Exception:  # a bug, not the user's doing: show it, then carry on with the others
+                outcome.status, outcome.problem = "error", "unexpected error (traceback above)"
+                print(f"densepose-gaze: unexpected error on {folder}:", file=sys.stderr)
+                traceback.print_exc()
+    print()
+    rows = [{"recording": o.recording, **{c: cells.get(o.recording, {}).get(c, "-") for c in columns},
+             "status": o.status} for o in outcomes]
+    _print_table(rows, sys.stdout)
+    failed = [o for o in outcomes if o.failed]
+    if failed:
+        reasons = "".join(f"\n  {o.recording}: {o.problem}" for o in failed)
+        print(f"densepose-gaze: {len(failed)} of {len(outcomes)} recording(s) failed:{reasons}", file=sys.stderr)
+    if stop():
+        print("densepose-gaze: stopped by Ctrl-C.", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    return EXIT_FAILED if failed else EXIT_OK
+
+
+def _open_results(folder: Path, results: Path | None, single: bool, command: str) -> _Loaded:
+    from .recording import ExportWarning, Recording
+    from .store import ResultsStore
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ExportWarning)  # printed below, one line each
+        recording = Recording.open(folder)
+    for note in recording.warnings:
+        print(f"note: {note}", file=sys.stderr)
+    store_folder = _store_folder(folder, results, single) or ResultsStore.default_folder(folder)
+    if not store_folder.is_dir():
+        raise DensePoseGazeError(
+            f"no DensePose results at {store_folder}: run 'densepose-gaze run {folder}' first"
+            f"{' (with the same --output as --results here)' if results else ''}, then '{command}' again."
+        )
+    store = ResultsStore.open(store_folder)
+    if len(store.processed_frames()) == 0:
+        raise DensePoseGazeError(
+            f"the results store {store_folder} has no processed frame yet: run 'densepose-gaze run {folder}' "
+            f"first, then '{command}' again."
+        )
+    return _Loaded(recording, store, single)
+
+
+def _output_folder(output: Path | None, loaded: _Loaded, default_name: str) -> Path:
+    """``--output`` itself for one recording, ``<output>/<recording>`` for an export, else ``<store>/<name>``."""
+    if output is None:
+        return loaded.store.folder / default_name
+    output = output.expanduser()
+    return output if loaded.single else output / loaded.recording.name
+
+
+def _compute_tables(loaded: _Loaded, settings, stop: _CtrlC):
+    from .hits import compute_hits
+
+    recording = loaded.recording
+    bar = _progress_bar(f"{recording.name} hits", recording.n_frames)
+
+    def progress(done: int, total: int) -> None:
+        bar.total = total
+        bar.update(done - bar.n)
+        if stop():
+            raise KeyboardInterrupt  # compute_hits stops when its progress callback raises
+
+    try:
+        return compute_hits(recording, loaded.store, settings, progress=progress)
+    finally:
+        bar.close()
+
+
+def _add_hits(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "hits",
+        help="write the gaze hit tables (CSV) of a recording or every recording of an export",
+        description="Compute which body part of whom each gaze sample hit (docs/hits.md) from the results of "
+        "'run', and write every table as CSV: gaze_hits, frame_hits, fixation_hits, part_hits, group_hits, "
+        "person_hits, hit_settings.json, and the files of pupil-labs/densepose-module (densepose.csv, "
+        "parts_count.csv).",
+    )
+    _add_results_options(parser)
+    parser.add_argument("--output", type=Path, metavar="DIR",
+                        help="for a recording folder: the folder for its tables; for an export: one subfolder per "
+                        "recording in DIR. Default: <results store>/hits")
+    parser.add_argument("--no-peer", action="store_true",
+                        help="leave out densepose.csv and parts_count.csv (the densepose-module files)")
+    parser.set_defaults(handler=_hits)
+
+
+def _hits(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from .hit_export import export_recording_hits
+
+    settings = _hit_settings(args, parser)
+
+    def work(loaded: _Loaded, outcome: _Outcome, stop: _CtrlC) -> dict[str, str]:
+        tables = _compute_tables(loaded, settings, stop)
+        folder = _output_folder(args.output, loaded, "hits")
+        export_recording_hits(tables, folder, loaded.recording, loaded.store, peer=not args.no_peer)
+        print(f"{loaded.recording.name}: hit tables in {folder}", file=sys.stderr)
+        return _hit_cells(tables) | {"output": str(folder)}
+
+    return _run_hit_command(args, work, ("hit samples", "dwell [s]", "most looked-at part", "output"))
+
+
+def _hit_cells(tables) -> dict[str, str]:
+    parts = tables.parts
+    total = float(parts["dwell time [s]"].sum())
+    top = parts.loc[parts["dwell time [s]"].idxmax()] if total > 0 else None
+    return {
+        "hit samples": str(int(parts["samples"].sum())),
+        "dwell [s]": f"{total:.2f}",
+        "most looked-at part": "-" if top is None else str(top["part"]),
+    }
+
+
+def _run_hit_command(args: argparse.Namespace, work, columns: Sequence[str]) -> int:
+    try:
+        return _for_each_recording(args, work, columns)
+    except KeyboardInterrupt:  # raised through a progress bar by the first Ctrl-C
+        print("densepose-gaze: stopped by Ctrl-C.", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+def _add_render(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "render",
+        help="write an overlay video: body parts, gaze circle and the part looked at over the scene video",
+        description="Write the scene video with the DensePose parts blended in (processed frames), the gaze "
+        "circle (the hit radius) and the name of the part looked at, as H.264 at the original frame rate "
+        "with the original audio.",
+    )
+    _add_results_options(parser)
+    parser.add_argument("--output", type=Path, metavar="FILE_OR_DIR",
+                        help="a video file (.mp4, .mkv, .mov; one recording only) or a folder for "
+                        "<recording>_overlay.mp4 files. Default: <results store>/overlay.mp4")
+    parser.add_argument("--opacity", type=float, default=0.5, metavar="A",
+                        help="opacity of the part colours, 0..1 (default 0.5)")
+    parser.set_defaults(handler=_render)
+
+
+def _render(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from .render import render_overlay
+
+    settings = _hit_settings(args, parser)
+    output = args.output.expanduser() if args.output is not None else None
+    to_file = output is not None and output.suffix.lower() in _VIDEO_SUFFIXES
+    if not 0.0 <= args.opacity <= 1.0:
+        parser.error(f"--opacity must lie between 0 and 1, not {args.opacity}")
+
+    def work(loaded: _Loaded, outcome: _Outcome, stop: _CtrlC) -> dict[str, str]:
+        recording = loaded.recording
+        if to_file and not loaded.single:
+            raise DensePoseGazeError(f"--output {output} is a file but PATH is an export of several recordings: "
+                                     "give a folder instead.")
+        if output is None:
+            target = loaded.store.folder / "overlay.mp4"
+        elif to_file:
+            target = output
+        else:
+            target = output / f"{recording.name}_overlay.mp4"
+        tables = _compute_tables(loaded, settings, stop)
+        bar = _progress_bar(f"{recording.name} video", recording.n_frames)
+        try:
+            written = render_overlay(recording, loaded.store, tables, target, alpha=args.opacity,
+                                     progress=lambda done, total: bar.update(done - bar.n), cancel=stop)
+        finally:
+            bar.close()
+        if written is None:
+            return {"output": "-"}
+        print(f"{recording.name}: overlay video {written}", file=sys.stderr)
+        return {"frames": str(recording.n_frames), "output": str(written)}
+
+    return _run_hit_command(args, work, ("frames", "output"))
+
+
+def _add_report(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "report",
+        help="write figures: a body heatmap of dwell time per part and a bar chart of dwell per part and person",
+        description="Write, per recording, body_heatmap.png/.svg (front and back body diagram, each of the 24 "
+        "parts coloured by dwell time) and dwell_per_person.png/.svg (dwell time per part, per person).",
+    )
+    _add_results_options(parser)
+    parser.add_argument("--output", type=Path, metavar="DIR",
+                        help="for a recording folder: the folder for its figures; for an export: one subfolder per "
+                        "recording in DIR. Default: <results store>/report")
+    parser.set_defaults(handler=_report)
+
+
+#: file stems of the report figures
+REPORT_FIGURES = {"heatmap": "body_heatmap", "bars": "dwell_per_person"}
+
+
+def _report(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from .figures import body_heatmap, dwell_bar_chart
+
+    settings = _hit_settings(args, parser)
+
+    def work(loaded: _Loaded, outcome: _Outcome, stop: _CtrlC) -> dict[str, str]:
+        tables = _compute_tables(loaded, settings, stop)
+        folder = _output_folder(args.output, loaded, "report")
+        name = loaded.recording.name
+        body_heatmap(tables.parts, folder / REPORT_FIGURES["heatmap"], title=f"Dwell time per body part - {name}")
+        dwell_bar_chart(tables, folder / REPORT_FIGURES["bars"], title=f"Dwell time per part, per person - {name}")
+        print(f"{name}: figures in {folder}", file=sys.stderr)
+        return _hit_cells(tables) | {"output": str(folder)}
+
+    return _run_hit_command(args, work, ("hit samples", "dwell [s]", "most looked-at part", "output"))
+
+
 # -------------------------------------------------------------------- helpers
 def _print_table(rows: list[dict[str, str]], file: TextIO) -> None:
     if not rows:
@@ -421,4 +710,6 @@ def _non_negative_int(text: str) -> int:
     return value
 
 
-_COMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (_add_models, _add_run)
+_COMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (
+    _add_models, _add_run, _add_hits, _add_render, _add_report,
+)

@@ -627,9 +627,10 @@ def _summary(samples: pd.DataFrame, sample_key: pd.Series, fixation_key: pd.Seri
     index = pd.Index(keys, dtype=object)
     n = g.size().reindex(index).fillna(0).to_numpy(dtype=np.int64)
     dwell = g["duration"].sum().reindex(index).fillna(0).to_numpy(dtype=np.int64)
-    first = g["ts"].min().reindex(index)
+    # Int64 before reindexing: the NaN of keys without hits would turn ns times into float64.
+    first = g["ts"].min().astype("Int64").reindex(index)
     fixations = fixation_key.dropna().value_counts().reindex(index).fillna(0).to_numpy(dtype=np.int64)
-    first_ns = pd.array(first.to_numpy(dtype=object), dtype="Int64")
+    first_ns = first.array
     return pd.DataFrame({
         name: keys,
         "samples": n,

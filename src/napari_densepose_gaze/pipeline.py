@@ -11,6 +11,7 @@ alone unless asked, so a killed or cancelled run resumes where it stopped.
 from __future__ import annotations
 
 import hashlib
+import os
 import queue
 import threading
 import time
@@ -192,6 +193,7 @@ def iter_densepose(
     *,
     overwrite_edited: bool = False,
     queue_batches: int = 2,
+    n_writers: int | None = None,
 ) -> Generator[Progress, bool | None, RunSummary]:
     """:func:`run_densepose` as a generator: yields a :class:`Progress` after every batch.
 
@@ -206,6 +208,8 @@ def iter_densepose(
     skipped_edited = 0 if overwrite_edited else sum(1 for i in selected if i in edited)
     skipped_done = len(selected) - len(todo) - skipped_edited
     batch_size = max(1, int(getattr(predictor, "batch_size", 1)))
+    if n_writers is None:
+        n_writers = min(4, max(1, (os.cpu_count() or 2) // 4))
 
     decoded: queue.Queue = queue.Queue(maxsize=max(1, queue_batches) * batch_size)
     computed: queue.Queue = queue.Queue(maxsize=max(1, queue_batches) * batch_size)
@@ -229,10 +233,19 @@ def iter_densepose(
             if not stop_decoding.is_set():  # after a stop nobody reads the queue any more
                 decoded.put(_END)
 
+    counts = threading.Lock()
+
+    no_more_results = threading.Event()
+
     def write() -> None:
         nonlocal written, last_written
-        while (item := computed.get()) is not _END:
-            index, result = item
+        while True:
+            try:
+                index, result = computed.get(timeout=0.1)
+            except queue.Empty:
+                if no_more_results.is_set():
+                    return
+                continue
             store.write_frame(
                 index,
                 result.part_map,
@@ -240,18 +253,22 @@ def iter_densepose(
                 detection_records(result),
                 overwrite_edited=overwrite_edited,
             )
-            written += 1
-            last_written = index
+            with counts:
+                written += 1
+                last_written = index
 
     decoder = _Stage("densepose-decode", decode)
-    writer = _Stage("densepose-write", write)
+    # Compressing a Neon-sized frame's two maps takes tens of ms; a few writer
+    # threads keep the store from becoming the bottleneck behind a GPU.
+    writers = [_Stage(f"densepose-write-{k}", write) for k in range(max(1, n_writers))]
     decoder.start()
-    writer.start()
+    for writer in writers:
+        writer.start()
     cancelled = False
     predicted = 0
     try:
         finished = False
-        while not finished and decoder.error is None:
+        while not finished and decoder.error is None and not any(w.error for w in writers):
             batch: list[tuple[int, np.ndarray]] = []
             while len(batch) < batch_size:
                 item = decoded.get()
@@ -262,7 +279,7 @@ def iter_densepose(
             if batch:
                 results = predictor.predict([frame for _, frame in batch])
                 for (index, _), result in zip(batch, results):
-                    _put_checked(computed, (index, result), writer)
+                    _put_checked(computed, (index, result), writers)
                 predicted += len(batch)
             elapsed = time.perf_counter() - started
             rate = predicted / elapsed if elapsed > 0 else 0.0
@@ -279,10 +296,10 @@ def iter_densepose(
         stop_decoding.set()
         _drain(decoded)
         decoder.join()
-        if writer.is_alive():
-            _put_checked(computed, _END, writer, quiet=True)
-        writer.join()
-    for stage in (decoder, writer):
+        no_more_results.set()  # writers drain what is queued, then stop
+        for writer in writers:
+            writer.join()
+    for stage in (decoder, *writers):
         if stage.error is not None:
             raise stage.error
     return RunSummary(
@@ -295,19 +312,18 @@ def iter_densepose(
     )
 
 
-def _put_checked(q: queue.Queue, item: object, consumer: _Stage, *, quiet: bool = False) -> None:
-    """Put into a bounded queue without hanging on a consumer that died."""
+def _put_checked(q: queue.Queue, item: object, consumers: Sequence[_Stage]) -> None:
+    """Put into a bounded queue without hanging once a consumer died."""
     while True:
         try:
             q.put(item, timeout=0.2)
             return
         except queue.Full:
-            if not consumer.is_alive():
-                if quiet:
-                    return
+            dead = next((c for c in consumers if not c.is_alive()), None)
+            if dead is not None:
                 raise DensePoseGazeError(
-                    f"Writing results stopped: {consumer.error}" if consumer.error else "Writing results stopped."
-                ) from consumer.error
+                    f"Writing results stopped: {dead.error}" if dead.error else "Writing results stopped."
+                ) from dead.error
 
 
 def _drain(q: queue.Queue) -> None:

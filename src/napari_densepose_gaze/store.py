@@ -91,6 +91,7 @@ class ResultsStore:
         self._log_offset = 0
         self._done: dict[int, list[list[float]]] = {}
         self._edited: set[int] = set()
+        self._writing: set[int] = set()  # frames whose chunks a thread is writing now
         self._sync()
 
     # ------------------------------------------------------------------ making
@@ -398,14 +399,25 @@ class ResultsStore:
                     f"Frame {i} of {self._folder} was corrected by hand; pass "
                     "overwrite_edited=True to replace the correction."
                 )
+            if i in self._writing:
+                raise RuntimeError(f"frame {i} of {self._folder} is being written by another thread")
             # Withdraw the mark first, so a kill while the chunks change
             # leaves the frame pending rather than "done" with mixed data.
             if i in self._done or i in self._edited:
                 self._append({"frame": i, "event": "reset"})
+            self._writing.add(i)
+        try:
+            # Compressing and writing the chunks is the slow part (tens of ms at
+            # Neon size): done outside the lock so several threads can write
+            # different frames at once; only the log lines are serialised.
             self._labels[i] = labels
             self._persons[i] = persons
             self._fsync_frame_chunks(i)
-            self._append({"frame": i, "event": "done", "detections": records})
+            with self._lock:
+                self._append({"frame": i, "event": "done", "detections": records})
+        finally:
+            with self._lock:
+                self._writing.discard(i)
 
     def mark_edited(self, frame: int) -> None:
         """Record that a person changed this frame by hand (cheap if already marked)."""

@@ -16,13 +16,23 @@ from napari_densepose_gaze.ui.recording_layers import recording_metadata
 PLUGIN = "napari-densepose-gaze"
 
 
+def plugin_menu_commands(menu_id: str) -> list[str]:
+    """Command ids in a menu and its submenus (a plugin with several widgets gets a submenu)."""
+    ids: list[str] = []
+    for item in get_app_model().menus.get_menu(menu_id):
+        if hasattr(item, "command"):
+            ids.append(item.command.id)
+        elif hasattr(item, "submenu"):
+            ids.extend(plugin_menu_commands(item.submenu))
+    return ids
+
+
 def test_widget_docks_from_the_plugins_menu_and_shows_the_opened_recording(
     make_napari_viewer, synthetic_recording
 ) -> None:
     recording = synthetic_recording()
     viewer = make_napari_viewer()
-    plugins_menu = get_app_model().menus.get_menu("napari/plugins")
-    assert "napari-densepose-gaze.recording_info" in [i.command.id for i in plugins_menu if hasattr(i, "command")]
+    assert "napari-densepose-gaze.recording_info" in plugin_menu_commands("napari/plugins")
     _, widget = viewer.window.add_plugin_dock_widget(PLUGIN, "Recording info")
     assert isinstance(widget, RecordingInfoWidget)
     assert widget.status == NO_RECORDING

@@ -15,7 +15,7 @@ PLUGIN = "napari-densepose-gaze"
 
 
 def show_recording(viewer, path: str | Path | None = None) -> None:
-    """Open ``path`` (default: the synthetic sample) with the Recording info widget docked.
+    """Open ``path`` (default: the synthetic sample) with the Recording info and Run DensePose widgets docked.
 
     The view starts in the middle of the longest fixation, where the gaze ring
     rests on something.
@@ -25,6 +25,7 @@ def show_recording(viewer, path: str | Path | None = None) -> None:
     else:
         viewer.open(path, plugin=PLUGIN)
     viewer.window.add_plugin_dock_widget(PLUGIN, "Recording info")
+    viewer.window.add_plugin_dock_widget(PLUGIN, "Run DensePose")
     gaze = [layer for layer in viewer.layers if layer.name.startswith("gaze")][-1]
     fixations = [layer for layer in viewer.layers if layer.name.startswith("fixations")][-1]
     viewer.layers.selection.active = gaze
