@@ -292,3 +292,22 @@ def test_render_defaults_to_each_store_and_later_commands_do_not_take_a_store_fo
     assert cli.main(["report", str(export_copy)]) == 0
     out = capsys.readouterr().out
     assert out.count(" done") == 3 and ".densepose " not in out
+
+
+def test_overlay_labels_name_the_part_looked_at_or_say_why_there_is_none(export) -> None:
+    from napari_densepose_gaze.hits import HitSettings, compute_hits
+    from napari_densepose_gaze.recording import Recording
+    from napari_densepose_gaze.render import frame_overlays
+
+    folder = find_recordings(export)[0]
+    recording = Recording.open(folder)
+    tables = compute_hits(recording, ResultsStore.open(ResultsStore.default_folder(folder)), HitSettings(200, "px"))
+    overlays = frame_overlays(tables)
+    frames = tables.frames.set_index("frame")
+    assert set(overlays.index) == set(frames.index)
+    for frame, row in overlays.iterrows():
+        if not frames.loc[frame, "processed"]:
+            assert row["label"] == "not processed"
+        elif row["part id"] > 0:
+            assert row["label"].startswith(frames.loc[frame, "part"]) and row["radius"] == 200
+    assert (overlays["part id"] > 0).any() and (overlays["label"] == "not processed").any()

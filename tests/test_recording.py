@@ -334,3 +334,15 @@ def test_a_zipped_download_asks_to_unzip(tmp_path):
     (tmp_path / "export.zip").write_bytes(b"PK")
     with pytest.raises(DensePoseGazeError, match="export.zip is a zip archive: unzip it first"):
         Recording.open(tmp_path / "export.zip")
+
+
+def test_a_results_store_with_an_overlay_video_is_not_taken_for_a_recording(tmp_path):
+    from napari_densepose_gaze.recording import find_recordings
+    from napari_densepose_gaze.synthetic.export import write_export
+
+    root = write_export(tmp_path / "export", 2, seconds=0.5, size=(64, 48))
+    store = root / "x.densepose"
+    store.mkdir()
+    (store / "zarr.json").write_text("{}")
+    (store / "overlay.mp4").write_bytes(b"")
+    assert store not in find_recordings(root) and len(find_recordings(root)) == 2

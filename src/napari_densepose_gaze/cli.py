@@ -664,12 +664,8 @@ def _add_report(commands: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=_report)
 
 
-#: file stems of the report figures
-REPORT_FIGURES = {"heatmap": "body_heatmap", "bars": "dwell_per_person"}
-
-
 def _report(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    from .figures import body_heatmap, dwell_bar_chart
+    from .figures import write_report
 
     settings = _hit_settings(args, parser)
 
@@ -677,8 +673,7 @@ def _report(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         tables = _compute_tables(loaded, settings, stop)
         folder = _output_folder(args.output, loaded, "report")
         name = loaded.recording.name
-        body_heatmap(tables.parts, folder / REPORT_FIGURES["heatmap"], title=f"Dwell time per body part - {name}")
-        dwell_bar_chart(tables, folder / REPORT_FIGURES["bars"], title=f"Dwell time per part, per person - {name}")
+        write_report(tables, folder, name=name)
         print(f"{name}: figures in {folder}", file=sys.stderr)
         return _hit_cells(tables) | {"output": str(folder)}
 

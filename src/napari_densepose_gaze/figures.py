@@ -1,7 +1,8 @@
 """Report figures: a body heatmap of dwell time per part, and dwell time per part and person.
 
-Both are drawn with matplotlib's Agg backend (no screen needed) and saved as
-PNG and SVG side by side (``<out_stem>.png``, ``<out_stem>.svg``).
+Both are drawn on a bare matplotlib ``Figure`` (no pyplot, so no screen is
+needed, napari's own backend is left alone and worker threads are safe) and
+saved as PNG and SVG side by side (``<out_stem>.png``, ``<out_stem>.svg``).
 
 The body diagram shows a person from the front and from the back, drawn from
 simple shapes. DensePose's 24 patches map onto the two views like this:
@@ -35,11 +36,15 @@ from .parts import PART_NAMES, part_color
 if TYPE_CHECKING:
     from .hits import HitTables
 
-__all__ = ["FRONT_PARTS", "BACK_PARTS", "body_heatmap", "dwell_bar_chart", "dwell_by_person_and_part"]
+__all__ = ["FRONT_PARTS", "BACK_PARTS", "REPORT_FIGURES", "body_heatmap", "dwell_bar_chart",
+           "dwell_by_person_and_part", "write_report"]
 
 #: parts drawn on the front view and on the back view (see the module docstring)
 FRONT_PARTS = (23, 24, 2, 15, 16, 19, 20, 3, 4, 9, 10, 13, 14, 5, 6)
 BACK_PARTS = (23, 24, 1, 17, 18, 21, 22, 3, 4, 7, 8, 11, 12, 5, 6)
+
+#: figure -> file stem of :func:`write_report` (each written as .png and .svg)
+REPORT_FIGURES = {"heatmap": "body_heatmap", "bars": "dwell_per_person"}
 
 _UNKNOWN_PERSON = "no id"
 _NOT_A_PART = "#d9d9d9"  # neck: not one of DensePose's patches
@@ -65,13 +70,11 @@ _TORSO = [(-0.92, 6.62), (0.92, 6.62), (0.98, 6.25), (0.72, 4.7), (0.78, 3.95), 
           (-0.98, 6.25)]
 
 
-def _pyplot():
-    import matplotlib
+def _figure(figsize: tuple[float, float]):
+    """A bare matplotlib Figure: no pyplot, so no GUI backend is touched and worker threads are safe."""
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg", force=False)  # never a window: figures are files
-    import matplotlib.pyplot as plt
-
-    return plt
+    return Figure(figsize=figsize)
 
 
 def _stem(out_stem: str | os.PathLike[str]) -> Path:
@@ -81,17 +84,24 @@ def _stem(out_stem: str | os.PathLike[str]) -> Path:
     try:
         stem.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise DensePoseGazeError(f"Cannot create the folder {stem.parent}: {exc}. Choose a folder you can write to.") from exc
+        raise DensePoseGazeError(
+            f"Cannot create the folder {stem.parent}: {exc}. Choose a folder you can write to."
+        ) from exc
     return stem
 
 
 def _save(fig, stem: Path) -> dict[str, Path]:
+    from matplotlib import rc_context
+
     written = {}
     try:
-        for ext in ("png", "svg"):
-            path = stem.with_name(f"{stem.name}.{ext}")
-            fig.savefig(path, dpi=150 if ext == "png" else None, bbox_inches="tight", facecolor="white")
-            written[ext] = path
+        # no date and fixed element ids: the same figure gives the same file (diffable, reproducible)
+        with rc_context({"svg.hashsalt": "napari-densepose-gaze"}):
+            for ext in ("png", "svg"):
+                path = stem.with_name(f"{stem.name}.{ext}")
+                fig.savefig(path, dpi=150 if ext == "png" else None, bbox_inches="tight", facecolor="white",
+                            metadata={"Date": None} if ext == "svg" else None)
+                written[ext] = path
     except OSError as exc:
         raise DensePoseGazeError(f"Cannot write the figure {stem}: {exc}. Choose a folder you can write to.") from exc
     return written
@@ -153,46 +163,43 @@ def body_heatmap(
     (``HitTables.parts``, or ``part_hits.csv`` read back). Writes
     ``<out_stem>.png`` and ``<out_stem>.svg``; returns their paths by extension.
     """
-    plt = _pyplot()
-    from matplotlib import colors
+    from matplotlib import cm, colormaps, colors
     from matplotlib.patches import Ellipse, Polygon
 
     dwell = _dwell_per_part(parts_table)
     vmax = max(dwell.values())
     norm = colors.Normalize(vmin=0.0, vmax=vmax if vmax > 0 else 1.0)
-    colormap = plt.get_cmap(cmap)
-    fig, axes = plt.subplots(1, 2, figsize=(7.5, 6.4))
-    try:
-        for ax, view in zip(axes, ("front", "back")):
-            for part, kind, geometry in _body_shapes(view):
-                face = _NOT_A_PART if part is None else colormap(norm(dwell[part]))
-                style = {"facecolor": face, "edgecolor": _EDGE, "linewidth": 0.8}
-                if kind == "ellipse":
-                    centre, width, height = geometry  # type: ignore[misc]
-                    patch = Ellipse(centre, width, height, **style)
-                else:
-                    patch = Polygon(geometry, closed=True, **style)  # type: ignore[arg-type]
-                if part is not None:
-                    patch.set_gid(f"part-{part}")  # findable in the SVG
-                ax.add_patch(patch)
-            right_x = -1.0 if view == "front" else 1.0
-            ax.text(right_x * 1.9, 7.6, "R", ha="center", va="center", fontsize=11, color="#555555")
-            ax.text(-right_x * 1.9, 7.6, "L", ha="center", va="center", fontsize=11, color="#555555")
-            ax.set_title(view, fontsize=11)
-            ax.set_xlim(-2.2, 2.2)
-            ax.set_ylim(-0.2, 8.2)
-            ax.set_aspect("equal")
-            ax.axis("off")
-        mappable = plt.cm.ScalarMappable(norm=norm, cmap=colormap)
-        bar = fig.colorbar(mappable, ax=list(axes), fraction=0.046, pad=0.04, shrink=0.8)
-        bar.set_label("dwell time [s]")
-        top = max(dwell, key=lambda p: dwell[p])
-        subtitle = (f"most: {PART_NAMES[top]} ({dwell[top]:.2f} s), total {sum(dwell.values()):.2f} s"
-                    if vmax > 0 else "no hits on any body part")
-        fig.suptitle(f"{title or 'Dwell time per body part'}\n{subtitle}", fontsize=12)
-        return _save(fig, _stem(out_stem))
-    finally:
-        plt.close(fig)
+    colormap = colormaps[cmap]
+    fig = _figure((7.5, 6.4))
+    axes = fig.subplots(1, 2)
+    for ax, view in zip(axes, ("front", "back")):
+        for part, kind, geometry in _body_shapes(view):
+            face = _NOT_A_PART if part is None else colormap(norm(dwell[part]))
+            style = {"facecolor": face, "edgecolor": _EDGE, "linewidth": 0.8}
+            if kind == "ellipse":
+                centre, width, height = geometry  # type: ignore[misc]
+                patch = Ellipse(centre, width, height, **style)
+            else:
+                patch = Polygon(geometry, closed=True, **style)  # type: ignore[arg-type]
+            if part is not None:
+                patch.set_gid(f"part-{part}")  # findable in the SVG
+            ax.add_patch(patch)
+        right_x = -1.0 if view == "front" else 1.0
+        ax.text(right_x * 1.9, 7.6, "R", ha="center", va="center", fontsize=11, color="#555555")
+        ax.text(-right_x * 1.9, 7.6, "L", ha="center", va="center", fontsize=11, color="#555555")
+        ax.set_title(view, fontsize=11)
+        ax.set_xlim(-2.2, 2.2)
+        ax.set_ylim(-0.2, 8.2)
+        ax.set_aspect("equal")
+        ax.axis("off")
+    mappable = cm.ScalarMappable(norm=norm, cmap=colormap)
+    bar = fig.colorbar(mappable, ax=list(axes), fraction=0.046, pad=0.04, shrink=0.8)
+    bar.set_label("dwell time [s]")
+    top = max(dwell, key=lambda p: dwell[p])
+    subtitle = (f"most: {PART_NAMES[top]} ({dwell[top]:.2f} s), total {sum(dwell.values()):.2f} s"
+                if vmax > 0 else "no hits on any body part")
+    fig.suptitle(f"{title or 'Dwell time per body part'}\n{subtitle}", fontsize=12)
+    return _save(fig, _stem(out_stem))
 
 
 def dwell_by_person_and_part(samples: pd.DataFrame) -> pd.DataFrame:
@@ -215,8 +222,10 @@ def dwell_by_person_and_part(samples: pd.DataFrame) -> pd.DataFrame:
     })
     table = hits.pivot_table(index="person", columns="part id", values="seconds", aggfunc="sum", fill_value=0.0)
     table = table.reindex(columns=list(PART_NAMES), fill_value=0.0)
-    order = sorted(table.index, key=lambda name: (name == _UNKNOWN_PERSON, int(name.split()[-1]) if name != _UNKNOWN_PERSON else 0))
-    return table.loc[order]
+    def order(name: str) -> tuple[bool, int]:  # person 2 before person 10; "no id" last
+        return (name == _UNKNOWN_PERSON, 0 if name == _UNKNOWN_PERSON else int(name.split()[-1]))
+
+    return table.loc[sorted(table.index, key=order)]
 
 
 def dwell_bar_chart(
@@ -230,38 +239,51 @@ def dwell_bar_chart(
     ``tables`` is a :class:`~napari_densepose_gaze.hits.HitTables` or its
     per-sample table. Writes ``<out_stem>.png`` and ``.svg``; returns their paths.
     """
-    plt = _pyplot()
     samples = tables if isinstance(tables, pd.DataFrame) else tables.samples
     table = dwell_by_person_and_part(samples)
     used = [p for p in PART_NAMES if table[p].sum() > 0] if len(table) else []
     n_bars = max(len(table), 1)
-    fig, ax = plt.subplots(figsize=(max(5.5, 1.2 * n_bars + 4.5), 4.8))
-    try:
-        if used:
-            x = np.arange(len(table))
-            bottom = np.zeros(len(table))
-            for part in used:
-                values = table[part].to_numpy(dtype=np.float64)
-                bars = ax.bar(x, values, bottom=bottom, width=0.6, color=part_color(part),
-                              edgecolor="white", linewidth=0.5, label=f"{part}: {PART_NAMES[part]}")
-                for bar in bars:
-                    bar.set_gid(f"part-{part}")
-                bottom += values
-            for xi, total in zip(x, bottom):
-                ax.text(xi, total, f"{total:.3g} s", ha="center", va="bottom", fontsize=9)
-            ax.set_xticks(x, list(table.index))
-            pad = max(0.75, (3 - len(table)) / 2)  # one or two bars stay bar-shaped, not a wall
-            ax.set_xlim(-pad, len(table) - 1 + pad)
-            ax.set_ylim(0, bottom.max() * 1.12)
-            ax.legend(title="part", fontsize=8, title_fontsize=9, loc="upper left", bbox_to_anchor=(1.01, 1.0),
-                      frameon=False)
-        else:
-            ax.set_xticks([])
-            ax.text(0.5, 0.5, "no hits on any body part", ha="center", va="center", transform=ax.transAxes)
-        ax.set_ylabel("dwell time [s]")
-        ax.set_xlabel("person (stable id)")
-        ax.spines[["top", "right"]].set_visible(False)
-        ax.set_title(title or "Dwell time per part, per person", fontsize=12)
-        return _save(fig, _stem(out_stem))
-    finally:
-        plt.close(fig)
+    fig = _figure((max(5.5, 1.2 * n_bars + 4.5), 4.8))
+    ax = fig.subplots()
+    if used:
+        x = np.arange(len(table))
+        bottom = np.zeros(len(table))
+        for part in used:
+            values = table[part].to_numpy(dtype=np.float64)
+            bars = ax.bar(x, values, bottom=bottom, width=0.6, color=part_color(part),
+                          edgecolor="white", linewidth=0.5, label=f"{part}: {PART_NAMES[part]}")
+            for bar in bars:
+                bar.set_gid(f"part-{part}")
+            bottom += values
+        for xi, total in zip(x, bottom):
+            ax.text(xi, total, f"{total:.3g} s", ha="center", va="bottom", fontsize=9)
+        ax.set_xticks(x, list(table.index))
+        pad = max(0.75, (3 - len(table)) / 2)  # one or two bars stay bar-shaped, not a wall
+        ax.set_xlim(-pad, len(table) - 1 + pad)
+        ax.set_ylim(0, bottom.max() * 1.12)
+        ax.legend(title="part", fontsize=8, title_fontsize=9, loc="upper left", bbox_to_anchor=(1.01, 1.0),
+                  frameon=False)
+    else:
+        ax.set_xticks([])
+        ax.text(0.5, 0.5, "no hits on any body part", ha="center", va="center", transform=ax.transAxes)
+    ax.set_ylabel("dwell time [s]")
+    ax.set_xlabel("person (stable id)")
+    ax.spines[["top", "right"]].set_visible(False)
+    ax.set_title(title or "Dwell time per part, per person", fontsize=12)
+    return _save(fig, _stem(out_stem))
+
+
+def write_report(tables: HitTables, folder: str | os.PathLike[str], *, name: str | None = None) -> dict[str, Path]:
+    """Both report figures of one recording into ``folder`` (names in :data:`REPORT_FIGURES`).
+
+    ``name`` (the recording's) goes into the titles. Returns the paths by
+    ``"<figure>.<ext>"``, e.g. ``"heatmap.png"``.
+    """
+    folder = Path(folder).expanduser()
+    suffix = f" - {name}" if name else ""
+    written: dict[str, Path] = {}
+    heatmap = body_heatmap(tables.parts, folder / REPORT_FIGURES["heatmap"], title=f"Dwell time per body part{suffix}")
+    bars = dwell_bar_chart(tables, folder / REPORT_FIGURES["bars"], title=f"Dwell time per part, per person{suffix}")
+    for figure, paths in (("heatmap", heatmap), ("bars", bars)):
+        written.update({f"{figure}.{ext}": path for ext, path in paths.items()})
+    return written

@@ -37,6 +37,8 @@ def is_recording_folder(path: Path) -> bool:
     path = Path(path)
     if not path.is_dir() or any((path / m).is_file() for m in _EXPORT_ROOT_MARKERS):
         return False
+    if (path / "zarr.json").is_file():  # a results store (it may hold an overlay video) is never a recording
+        return False
     return any((path / m).is_file() for m in _MARKERS) or any(_videos(path))
 
 

@@ -240,3 +240,25 @@ def test_closing_the_results_restores_the_gaze_rings_and_empties_the_table(scene
     assert widget.tables is None and widget.model.rowCount() == 0
     assert not widget.compute_button.isEnabled()
     np.testing.assert_allclose(gaze_layer.face_color, np.tile(transform_color(GAZE_COLOR)[0], (len(gaze_layer.data), 1)))
+
+
+def test_report_and_overlay_buttons_write_what_the_command_line_writes(scene, qtbot, tmp_path):
+    import av
+
+    from napari_densepose_gaze.figures import REPORT_FIGURES
+
+    _, widget, _, _, _ = scene
+    assert widget.report_button.isEnabled() and widget.render_button.isEnabled()
+    worker = widget.write_report(tmp_path / "report")
+    with qtbot.waitSignal(worker.finished, timeout=60_000):
+        pass
+    for stem in REPORT_FIGURES.values():
+        for ext in ("png", "svg"):
+            assert (tmp_path / "report" / f"{stem}.{ext}").stat().st_size > 1000
+
+    worker = widget.render_video(tmp_path / "overlay.mp4")
+    with qtbot.waitSignal(worker.finished, timeout=120_000):
+        pass
+    with av.open(str(tmp_path / "overlay.mp4")) as video:
+        frames = sum(1 for _ in video.decode(video=0))
+    assert frames == widget._recording.n_frames

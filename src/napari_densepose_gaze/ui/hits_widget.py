@@ -37,6 +37,8 @@ from qtpy.QtWidgets import (
 
 from ..errors import DensePoseGazeError
 from ..hit_export import COLUMNS, FILE_NAMES, export_recording_hits
+from ..figures import write_report
+from ..render import render_overlay
 from ..hits import HitSettings, HitTables, compute_hits, default_radius
 from ..parts import part_color
 from ..recording import Recording
@@ -213,6 +215,10 @@ class GazeHitsWidget(QWidget):
         self.compute_button = QPushButton("Compute")
         self.export_view_button = QPushButton("Export CSV…")
         self.export_all_button = QPushButton("Export all…")
+        self.report_button = QPushButton("Report…")
+        self.report_button.setToolTip("Body heatmap and dwell-time bar chart (PNG and SVG), as 'densepose-gaze report'.")
+        self.render_button = QPushButton("Render video…")
+        self.render_button.setToolTip("Overlay video: parts, gaze circle and the part looked at, as 'densepose-gaze render'.")
         self.status = QLabel("")
         self.status.setWordWrap(True)
         self.model = DataFrameModel(self)
@@ -236,6 +242,9 @@ class GazeHitsWidget(QWidget):
         buttons = QHBoxLayout()
         for button in (self.compute_button, self.export_view_button, self.export_all_button):
             buttons.addWidget(button)
+        outputs = QHBoxLayout()
+        for button in (self.report_button, self.render_button):
+            outputs.addWidget(button)
         layout = QVBoxLayout(self)
         layout.addLayout(form)
         layout.addLayout(buttons)
@@ -257,6 +266,8 @@ class GazeHitsWidget(QWidget):
         self.compute_button.clicked.connect(self.compute)
         self.export_view_button.clicked.connect(self._ask_export_view)
         self.export_all_button.clicked.connect(self._ask_export_all)
+        self.report_button.clicked.connect(self._ask_report)
+        self.render_button.clicked.connect(self._ask_render)
         self.table.selectionModel().currentRowChanged.connect(lambda current, _previous: self.go_to_row(current.row()))
         self.table.clicked.connect(lambda index: self.go_to_row(index.row()))  # again on the current row, too
         napari_viewer.layers.events.inserted.connect(self._layers_changed)
@@ -535,6 +546,61 @@ class GazeHitsWidget(QWidget):
         self._start(worker, f"Exporting to {folder} ...")
         return worker
 
+    def write_report(self, folder: str | Path) -> Any:
+        """The report figures (same as ``densepose-gaze report``) into ``folder`` in a thread worker."""
+        tables, recording = self._ready_tables()
+        folder = Path(folder).expanduser()
+
+        @thread_worker(ignore_errors=True)
+        def work() -> dict[str, Path]:
+            return write_report(tables, folder, name=recording.name)
+
+        worker = work()
+        worker.returned.connect(lambda written: self._exported(written, folder))
+        self._start(worker, f"Writing the report to {folder} ...")
+        return worker
+
+    def render_video(self, path: str | Path) -> Any:
+        """The overlay video (same as ``densepose-gaze render``) to ``path`` in a thread worker."""
+        tables, recording = self._ready_tables()
+        store, relay, path = self._store, self._relay, Path(path).expanduser()
+
+        @thread_worker(ignore_errors=True)
+        def work() -> Path | None:
+            return render_overlay(recording, store, tables, path,
+                                  progress=lambda done, total: relay.changed.emit(done, total))
+
+        worker = work()
+        worker.returned.connect(lambda out: self._exported({"video": out}, path.parent))
+        self._bar = napari_progress(total=max(recording.n_frames, 1), desc="Overlay video")
+        self._start(worker, f"Rendering {path.name} ...")
+        return worker
+
+    def _ready_tables(self) -> tuple[HitTables, Recording]:
+        if self.tables is None or self._recording is None or self._store is None:
+            raise DensePoseGazeError("Compute the gaze hits first.")
+        if self._worker is not None:
+            raise DensePoseGazeError("Wait until the current task has finished.")
+        return self.tables, self._recording
+
+    def _ask_report(self, _checked: bool = False) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Write the report figures into", str(self._default_export_folder()))
+        if folder:
+            self._call(self.write_report, folder)
+
+    def _ask_render(self, _checked: bool = False) -> None:
+        name = f"{self._recording.name}_overlay.mp4" if self._recording is not None else "overlay.mp4"
+        path, _ = QFileDialog.getSaveFileName(self, "Write the overlay video", str(self._default_export_folder() / name),
+                                              "MP4 video (*.mp4)")
+        if path:
+            self._call(self.render_video, path)
+
+    def _call(self, action, *args: Any) -> None:
+        try:
+            action(*args)
+        except DensePoseGazeError as exc:
+            show_error(str(exc))
+
     def _exported(self, written: dict[str, Path], folder: Path) -> None:
         message = f"Wrote {len(written)} files to {folder}."
         self.status.setText(message)
@@ -594,6 +660,8 @@ class GazeHitsWidget(QWidget):
         self.compute_button.setText("Compute" if self.tables is None else "Recompute")
         self.export_view_button.setEnabled(idle and self.tables is not None)
         self.export_all_button.setEnabled(idle and self.tables is not None)
+        self.report_button.setEnabled(idle and self.tables is not None)
+        self.render_button.setEnabled(idle and self.tables is not None)
 
 
 def _as_float(value: Any) -> float:
@@ -618,3 +686,4 @@ def gaze_colors(frames: pd.DataFrame, point_frames: Iterable[float]) -> np.ndarr
     if on_part.any():
         lut[processed["frame"].to_numpy(dtype=np.int64)[on_part]] = [part_color(int(p)) for p in parts[on_part]]
     return lut[point_frames] if len(point_frames) else np.zeros((0, 4))
+
