@@ -8,10 +8,14 @@ installed, so viewer tests draw with the real xcb platform and OpenGL (Mesa).
 
 from __future__ import annotations
 
+import functools
+import http.server
 import os
 import shutil
+import socket
 import subprocess
 import sys
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -113,3 +117,45 @@ def parity_checkpoint(
         path.unlink(missing_ok=True)
 
 
+
+
+# -------------------------------------------------------------- downloads without the internet
+@pytest.fixture
+def no_internet(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Refuse every connection that does not go to this machine."""
+    connect = socket.socket.connect
+
+    def local_only(self: socket.socket, address: object) -> None:
+        host = address[0] if isinstance(address, tuple) else address
+        if host not in ("127.0.0.1", "localhost", "::1") and self.family != socket.AF_UNIX:
+            raise AssertionError(f"test tried to reach {address}")
+        connect(self, address)
+
+    monkeypatch.setattr(socket.socket, "connect", local_only)
+
+
+class _RecordingHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args: object) -> None:  # keep test output clean
+        pass
+
+    def do_GET(self) -> None:
+        self.server.requests.append(self.path)  # type: ignore[attr-defined]
+        super().do_GET()
+
+
+@pytest.fixture
+def local_server(no_internet, tmp_path: Path) -> Iterator[tuple[str, http.server.HTTPServer, Path]]:
+    """(root URL, server, folder it serves): a file server on 127.0.0.1; ``server.requests`` lists paths asked for."""
+    root = tmp_path / "served"
+    root.mkdir()
+    handler = functools.partial(_RecordingHandler, directory=str(root))
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    httpd.requests = []  # type: ignore[attr-defined]
+    thread = threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_port}/", httpd, root
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join()

@@ -7,15 +7,10 @@ network input, so that the real engine finds (meaningless) people quickly.
 
 from __future__ import annotations
 
-import functools
 import hashlib
-import http.server
 import shutil
-import socket
 import subprocess
 import sys
-import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -36,32 +31,9 @@ PREFIX = hashlib.sha256(PAYLOAD).hexdigest()[:6]
 
 
 @pytest.fixture
-def no_internet(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Refuse every connection that does not go to this machine."""
-    connect = socket.socket.connect
-
-    def local_only(self: socket.socket, address: object) -> None:
-        host = address[0] if isinstance(address, tuple) else address
-        if host not in ("127.0.0.1", "localhost", "::1") and self.family != socket.AF_UNIX:
-            raise AssertionError(f"test tried to reach {address}")
-        connect(self, address)
-
-    monkeypatch.setattr(socket.socket, "connect", local_only)
-
-
-class _Handler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, *args: object) -> None:
-        pass
-
-    def do_GET(self) -> None:
-        self.server.requests.append(self.path)  # type: ignore[attr-defined]
-        super().do_GET()
-
-
-@pytest.fixture
-def fake_zoo(no_internet, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[dict]:
+def fake_zoo(local_server, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> dict:
     """A two-model zoo served from 127.0.0.1; the cache env var points to a fresh folder."""
-    served = tmp_path / "served"
+    url, httpd, served = local_server
     configs = {}
     for name in ("R_50_FPN_FAKE_s1x", "R_101_FPN_FAKE_s1x"):
         cfg = ModelConfig(name=name, depth=50, head="v1convx", decoder=True, coarse_channels=2,
@@ -69,20 +41,11 @@ def fake_zoo(no_internet, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> It
         (served / cfg.checkpoint).parent.mkdir(parents=True)
         (served / cfg.checkpoint).write_bytes(PAYLOAD)
         configs[name] = cfg
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_Handler, directory=str(served)))
-    httpd.requests = []  # type: ignore[attr-defined]
-    thread = threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    monkeypatch.setattr(zoo, "DOWNLOAD_ROOT", f"http://127.0.0.1:{httpd.server_port}/")
+    monkeypatch.setattr(zoo, "DOWNLOAD_ROOT", url)
     monkeypatch.setattr(zoo, "ZOO", configs)
     monkeypatch.setattr(zoo, "DEFAULT_MODEL", "R_101_FPN_FAKE_s1x")
     monkeypatch.setenv(CACHE_ENV, str(tmp_path / "env-cache"))
-    try:
-        yield {"configs": configs, "requests": httpd.requests, "cache": tmp_path / "cache"}
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join()
+    return {"configs": configs, "requests": httpd.requests, "cache": tmp_path / "cache"}
 
 
 def table_rows(text: str) -> dict[str, list[str]]:

@@ -5,12 +5,8 @@ Every download here goes to a server on 127.0.0.1; any other connection fails th
 
 from __future__ import annotations
 
-import functools
 import hashlib
-import http.server
 import socket
-import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pooch
@@ -26,43 +22,13 @@ PREFIX = hashlib.sha256(PAYLOAD).hexdigest()[:6]
 
 
 @pytest.fixture(autouse=True)
-def no_internet(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Refuse every connection that does not go to this machine."""
-    connect = socket.socket.connect
-
-    def local_only(self: socket.socket, address: object) -> None:
-        host = address[0] if isinstance(address, tuple) else address
-        if host not in ("127.0.0.1", "localhost", "::1") and self.family != socket.AF_UNIX:
-            raise AssertionError(f"test tried to reach {address}")
-        connect(self, address)
-
-    monkeypatch.setattr(socket.socket, "connect", local_only)
-
-
-class _Handler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, *args: object) -> None:  # keep test output clean
-        pass
-
-    def do_GET(self) -> None:
-        self.server.requests.append(self.path)  # type: ignore[attr-defined]
-        super().do_GET()
+def _offline(no_internet) -> None:
+    """Every test here fails if it reaches beyond this machine."""
 
 
 @pytest.fixture
-def server(tmp_path: Path) -> Iterator[tuple[str, http.server.HTTPServer, Path]]:
-    """(root URL, server, folder it serves) for a local file server."""
-    root = tmp_path / "served"
-    root.mkdir()
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_Handler, directory=str(root)))
-    httpd.requests = []  # type: ignore[attr-defined]
-    thread = threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{httpd.server_port}/", httpd, root
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join()
+def server(local_server):
+    return local_server
 
 
 def _fake_config(prefix: str = PREFIX) -> ModelConfig:

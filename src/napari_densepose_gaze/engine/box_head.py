@@ -24,6 +24,7 @@ __all__ = [
     "BOX_DELTA_WEIGHTS",
     "box_inference",
     "scale_to_original",
+    "scale_to_original_keep",
 ]
 
 BOX_DELTA_WEIGHTS = (10.0, 10.0, 5.0, 5.0)
@@ -120,11 +121,16 @@ def box_inference(
 
 def scale_to_original(detections: Detections, original_size: tuple[int, int]) -> Detections:
     """Detections in the original frame's pixels: scale, clip, drop empty (detector_postprocess)."""
+    return scale_to_original_keep(detections, original_size)[0]
+
+
+def scale_to_original_keep(detections: Detections, original_size: tuple[int, int]) -> tuple[Detections, torch.Tensor]:
+    """:func:`scale_to_original`, and the mask of the detections it kept (for their DensePose outputs)."""
     out_h, out_w = original_size
     in_h, in_w = detections.image_size
-    boxes = detections.boxes.clone()
+    boxes = detections.boxes.float().clone()  # float32 even when the heads ran in bf16
     boxes[:, 0::2] *= out_w / in_w
     boxes[:, 1::2] *= out_h / in_h
     boxes = clip_boxes(boxes, (out_h, out_w))
     keep = nonempty_boxes(boxes)
-    return Detections(boxes[keep], detections.scores[keep], detections.classes[keep], (out_h, out_w))
+    return Detections(boxes[keep], detections.scores[keep], detections.classes[keep], (out_h, out_w)), keep

@@ -21,13 +21,12 @@ from typing import Literal, Union
 import numpy as np
 import torch
 
-from napari_densepose_gaze.engine.box_head import Detections
+from napari_densepose_gaze.engine.box_head import scale_to_original_keep
 from napari_densepose_gaze.engine.chart import chart_results, paste_charts
 from napari_densepose_gaze.engine.checkpoint import check_checkpoint_matches, read_checkpoint
 from napari_densepose_gaze.engine.densepose_head import DensePoseOutput
 from napari_densepose_gaze.engine.model import DensePoseRCNN
 from napari_densepose_gaze.engine.preprocess import MAX_SIZE_TEST, MIN_SIZE_TEST, preprocess
-from napari_densepose_gaze.engine.rpn import clip_boxes, nonempty_boxes
 from napari_densepose_gaze.engine.zoo import DEFAULT_MODEL, ModelConfig, get_config
 from napari_densepose_gaze.errors import DensePoseGazeError
 
@@ -142,18 +141,6 @@ def frame_result(
     )
 
 
-def _to_frame_coordinates(det: Detections, frame_hw: tuple[int, int]) -> tuple[Detections, torch.Tensor]:
-    """Detectron2's detector_postprocess (scale, clip, drop empty boxes), and which were kept."""
-    in_h, in_w = det.image_size
-    out_h, out_w = frame_hw
-    boxes = det.boxes.float().clone()
-    boxes[:, 0::2] *= out_w / in_w
-    boxes[:, 1::2] *= out_h / in_h
-    boxes = clip_boxes(boxes, frame_hw)
-    keep = nonempty_boxes(boxes)
-    return Detections(boxes[keep], det.scores[keep], det.classes[keep], frame_hw), keep
-
-
 class Predictor:
     """DensePose R-CNN inference on RGB uint8 frames with a chart-based zoo model.
 
@@ -216,7 +203,7 @@ class Predictor:
             features = self.model.features(images)
             proposals = self.model.proposals(features, batch.image_sizes)
             detections = self.model.detect(features, proposals, batch.image_sizes, self.score_threshold)
-            in_frame = [_to_frame_coordinates(d, hw) for d, hw in zip(detections, batch.original_sizes)]
+            in_frame = [scale_to_original_keep(d, hw) for d, hw in zip(detections, batch.original_sizes)]
             # DensePose runs on the resized-image boxes of the detections that survive.
             kept_boxes = [d.boxes[keep] for d, (_, keep) in zip(detections, in_frame)]
             total = sum(len(b) for b in kept_boxes)
