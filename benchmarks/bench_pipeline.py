@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_engine import find_fixtures, thresholds_for  # noqa: E402
@@ -98,9 +99,17 @@ def without_engine(recording: Recording, prepared, workdir: Path) -> dict:
     metadata = run_metadata(recording, model="replay", checkpoint_sha256="0" * 64, score_threshold=0.0, device="none")
     store = open_store_for_run(recording, out, metadata)
     frames = select_frames(recording)
+    rss: list[tuple[int, float]] = []  # (frames done, resident MB): flat if memory does not grow with length
+
+    def sample(state) -> None:
+        rss.append((state.done, psutil.Process().memory_info().rss / 2**20))
+
     started = time.perf_counter()
-    summary = run_densepose(recording, ReplayEngine(result, 16), store, frames)
+    summary = run_densepose(recording, ReplayEngine(result, 16), store, frames, progress=sample)
     seconds = time.perf_counter() - started
+    marks = [rss[min(len(rss) - 1, int(f * len(rss)))] for f in (0.1, 0.5, 1.0)]
+    print("resident memory while storing (no engine): "
+          + ", ".join(f"{mb:.0f} MB after {done} frames" for done, mb in marks))
     return {
         "device": "no engine", "precision": "-", "batch": 16, "frames": summary.processed,
         "det/frame": float(len(result)), "frames/s": summary.processed / seconds,
