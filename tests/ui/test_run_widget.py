@@ -135,3 +135,36 @@ def test_a_bad_setting_is_shown_and_nothing_runs(qtbot, widget, recording_folder
             pass
     assert "does not fit" in widget.status.value
     assert not ResultsStore.default_folder(recording_folder).exists()
+
+
+def test_download_button_fetches_the_weights_with_progress(qtbot, make_napari_viewer, local_server, tmp_path,
+                                                         monkeypatch):
+    import dataclasses
+    import hashlib
+
+    from napari_densepose_gaze.engine import zoo
+    from napari_densepose_gaze.engine.weights import CACHE_ENV
+
+    url, httpd, served = local_server
+    payload = bytes(range(256)) * 4096  # 1 MiB: pooch reports several chunks
+    cfg = zoo.ZOO[zoo.DEFAULT_MODEL]
+    folder, _ = cfg.checkpoint.rsplit("/", 1)
+    fake = dataclasses.replace(cfg, checkpoint=f"{folder}/model_final_{hashlib.sha256(payload).hexdigest()[:6]}.pkl")
+    (served / fake.checkpoint).parent.mkdir(parents=True)
+    (served / fake.checkpoint).write_bytes(payload)
+    monkeypatch.setattr(zoo, "DOWNLOAD_ROOT", url)
+    monkeypatch.setitem(zoo.ZOO, zoo.DEFAULT_MODEL, fake)
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path / "cache"))
+
+    widget = RunDensePoseWidget(make_napari_viewer())
+    assert widget.model.value == zoo.DEFAULT_MODEL
+    assert widget.model_state.value.startswith("not downloaded") and widget.download.enabled
+    seen: list[tuple[int, int]] = []
+    widget._relay.changed.connect(lambda done, total: seen.append((done, total)))
+    widget.download.clicked.emit()
+    with qtbot.waitSignal(widget._worker.finished, timeout=60_000):
+        pass
+    qtbot.waitUntil(lambda: bool(seen) and seen[-1][0] == len(payload), timeout=10_000)
+    assert widget.model_state.value == "in cache" and not widget.download.enabled, widget.status.value
+    assert (tmp_path / "cache" / cfg.name / fake.filename).read_bytes() == payload
+    assert httpd.requests == ["/" + fake.checkpoint]

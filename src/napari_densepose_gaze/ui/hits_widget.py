@@ -19,7 +19,7 @@ import pandas as pd
 from napari.qt.threading import thread_worker
 from napari.utils import progress as napari_progress
 from napari.utils.notifications import show_error, show_info
-from qtpy.QtCore import QAbstractTableModel, QModelIndex, QObject, Qt, QTimer, Signal
+from qtpy.QtCore import QAbstractTableModel, QModelIndex, QObject, Qt, QTimer
 from qtpy.QtGui import QColor
 from qtpy.QtWidgets import (
     QAbstractItemView,
@@ -49,6 +49,7 @@ from .recording_layers import (
     opened_recording,
     recording_layer,
 )
+from .progress_relay import ProgressRelay
 from .result_layers import BODY_PARTS, PERSONS, STORE_FOLDER_KEY, find_result_layer
 from .store_layer import edited_frames_of
 
@@ -179,12 +180,6 @@ class DataFrameModel(QAbstractTableModel):
         self.layoutChanged.emit()
 
 
-class _ProgressRelay(QObject):
-    """Carries ``progress(done, total)`` from the worker thread to the GUI thread (a queued signal)."""
-
-    changed = Signal(int, int)
-
-
 class GazeHitsWidget(QWidget):
     """Pick a recording's results, Compute: the gaze hits per frame, fixation, part, group, person or sample."""
 
@@ -251,7 +246,7 @@ class GazeHitsWidget(QWidget):
         layout.addWidget(self.status)
         layout.addWidget(self.table, 1)
 
-        self._relay = _ProgressRelay(self)
+        self._relay = ProgressRelay(self)
         self._relay.changed.connect(self._on_progress)
         # paint events fire before napari writes a zarr-backed stroke: apply edits on the next event-loop turn
         self._flush_timer = QTimer(self)
@@ -390,7 +385,7 @@ class GazeHitsWidget(QWidget):
 
         @thread_worker(ignore_errors=True)  # errors go to _on_error, not to the event loop
         def work() -> HitTables:
-            return compute_hits(recording, store, settings, progress=lambda done, total: relay.changed.emit(done, total))
+            return compute_hits(recording, store, settings, progress=relay)
 
         worker = work()
         worker.returned.connect(lambda tables: self._on_computed(tables, store))
@@ -568,7 +563,7 @@ class GazeHitsWidget(QWidget):
         @thread_worker(ignore_errors=True)
         def work() -> Path | None:
             return render_overlay(recording, store, tables, path,
-                                  progress=lambda done, total: relay.changed.emit(done, total))
+                                  progress=relay)
 
         worker = work()
         worker.returned.connect(lambda out: self._exported({"video": out}, path.parent))

@@ -30,12 +30,14 @@ from ..errors import DensePoseGazeError
 from ..frame_selection import FrameSelection
 from ..pipeline import Progress, RunSettings, RunSummary, iter_densepose, prepare_run
 from ..recording import Recording
+from .progress_relay import ProgressRelay
 from .recording_layers import ROLE_KEY, opened_recording, recording_folder
 from .result_layers import show_results
 
 if TYPE_CHECKING:
     import napari
 
+_PENDING = object()  # a progress bar being made
 _SELECTION_MODES = [("all frames", "all"), ("frames with valid gaze", "gaze"), ("one frame per fixation", "fixations")]
 
 
@@ -48,6 +50,8 @@ class RunDensePoseWidget(Container):
         self._cancel_requested = False
         self._bar: Any = None
         self._parts_layer: Any = None
+        self._relay = ProgressRelay()
+        self._relay.changed.connect(self._on_download_progress)
 
         self.video = ComboBox(label="video", choices=self._video_layers, nullable=True)
         self.model = ComboBox(label="model", choices=list(ZOO), value=DEFAULT_MODEL)
@@ -143,13 +147,11 @@ class RunDensePoseWidget(Container):
     def _download(self, _value: Any = None) -> None:
         from ..engine.weights import resolve_weights
 
-        name = self.model.value
+        name, relay = self.model.value, self._relay
 
         @thread_worker(ignore_errors=True)  # errors go to _on_error, not to the event loop
         def fetch():
-            done: list[tuple[int, int]] = []
-            path = resolve_weights(name, progress=lambda n, total: done.append((n, total)))
-            return path
+            return resolve_weights(name, progress=relay)
 
         worker = fetch()
         self._start(worker, f"Downloading {name} ...")
@@ -195,9 +197,11 @@ class RunDensePoseWidget(Container):
         self._start(worker, "Loading the model ...")
 
     def _run_worker(self, recording: Recording, settings: RunSettings):
+        relay = self._relay
+
         @thread_worker(ignore_errors=True)  # errors go to _on_error, not to the event loop
         def work():
-            prepared = prepare_run(recording, settings, download_progress=False)
+            prepared = prepare_run(recording, settings, download_progress=relay)  # a missing model downloads
             yield ("store", prepared.store, len(prepared.frames))
             run = iter_densepose(recording, prepared.predictor, prepared.store, prepared.frames,
                                  overwrite_edited=settings.overwrite_edited)
@@ -210,6 +214,21 @@ class RunDensePoseWidget(Container):
                 return done.value
 
         return work()
+
+    def _on_download_progress(self, done: int, total: int) -> None:
+        """Weights download: bytes so far of ``total`` (0 when the server does not say)."""
+        if self._bar is None:
+            # Making a napari progress bar lets Qt deliver the next queued call
+            # before it returns: mark the bar as on its way so that call only updates.
+            self._bar = _PENDING
+            self._bar = napari_progress(total=total or None, desc=f"Downloading {self.model.value}")
+        if self._bar is not _PENDING:
+            if total:
+                self._bar.total = total
+            self._bar.n = done
+            self._bar.refresh()
+        megabytes = f"{done / 2**20:.0f}" + (f" of {total / 2**20:.0f}" if total else "")
+        self.status.value = f"Downloading weights: {megabytes} MB"
 
     def _on_yield(self, message: tuple) -> None:
         kind = message[0]
@@ -266,6 +285,6 @@ class RunDensePoseWidget(Container):
         self._show_weights_state()
 
     def _close_bar(self) -> None:
-        if self._bar is not None:
+        if self._bar is not None and self._bar is not _PENDING:
             self._bar.close()
-            self._bar = None
+        self._bar = None
