@@ -236,7 +236,7 @@ class _CtrlC:
 
 def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from .frame_selection import FrameSelection
-    from .pipeline import RunSettings
+    from .pipeline import RunSettings, default_max_input_size
     from .recording import find_recordings, is_recording_folder
 
     if args.every > 1 and args.frames != "all":
@@ -261,7 +261,7 @@ def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         start_event=args.start,
         end_event=args.end,
     )
-    max_size = args.max_input_size or math.ceil(args.input_size * _DEFAULT_MAX_SIZE / _DEFAULT_MIN_SIZE)
+    max_size = args.max_input_size or default_max_input_size(args.input_size)
     settings = RunSettings(
         model=args.model,
         weights=args.weights,

@@ -334,6 +334,11 @@ def _drain(q: queue.Queue) -> None:
             return
 
 
+def default_max_input_size(input_size: int) -> int:
+    """The longest-edge limit that keeps Detectron2's ratio (1333 for its 800)."""
+    return round(input_size * 1333 / 800)
+
+
 @dataclass(frozen=True)
 class RunSettings:
     """Everything a DensePose run is set up from; the widget and the command line fill it in."""
@@ -379,7 +384,7 @@ def load_model(
     from .engine.zoo import get_config
 
     cfg = get_config(settings.model)
-    max_size = settings.max_input_size or round(settings.input_size * 1333 / 800)
+    max_size = settings.max_input_size or default_max_input_size(settings.input_size)
     path = resolve_weights(settings.weights or cfg, cache_dir=settings.cache_dir, progress=download_progress)
     predictor = Predictor(
         cfg,
