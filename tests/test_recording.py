@@ -77,6 +77,16 @@ def test_invisible_recording_has_its_size_and_rotation_matrix(tmp_path):
     assert "glasses_serial_number" in rec.info
 
 
+def test_neon_recording_has_its_size_and_frame_accurate_video(tmp_path):
+    rec = make(tmp_path, device="neon", size=None, seconds=0.2)
+    assert rec.frame_size == (1600, 1200)
+    assert "rotation_matrix" not in rec.scene_camera
+    start_ns = rec.info["start_time"]
+    frame = rec.n_frames - 1
+    expected = render_frame((rec.frame_timestamps[frame] - start_ns) / 1e9, 1600, 1200, 2, 0).astype(int)
+    assert np.abs(rec.video()[frame].astype(int) - expected).mean() < 12
+
+
 def test_writing_is_deterministic(tmp_path):
     a = write_recording(tmp_path / "a", deviations=["no_video"], **SMALL)
     b = write_recording(tmp_path / "b", deviations=["no_video"], **SMALL)
