@@ -12,8 +12,12 @@ import numpy as np
 import pytest
 
 from napari_densepose_gaze.engine import detectron2_engine
-from napari_densepose_gaze.engine.detectron2_engine import Detectron2Predictor, detectron2_available
+from napari_densepose_gaze.engine.detectron2_engine import (
+    Detectron2Predictor,
+    detectron2_available,
+)
 from napari_densepose_gaze.engine.predictor import Predictor
+from napari_densepose_gaze.engine.zoo import get_config
 from napari_densepose_gaze.errors import DensePoseGazeError
 
 PARITY_CASES = [(c, i) for c in ("R_50_FPN_s1x", "R_50_FPN_DL_s1x") for i in ("neon_1600x1200", "invisible_1088x1080")]
@@ -32,7 +36,7 @@ def test_missing_detectron2_is_a_user_error_that_says_what_to_install(monkeypatc
     with pytest.raises(DensePoseGazeError, match="detectron2.*densepose.*built-in engine"):
         Detectron2Predictor("R_50_FPN_DL_s1x", weights={}, device="cpu")
     with pytest.raises(DensePoseGazeError, match="detectron2"):
-        detectron2_engine.build_detectron2_config(detectron2_engine.get_config("R_50_FPN_s1x"), "cpu", 0.5)
+        detectron2_engine.build_detectron2_config(get_config("R_50_FPN_s1x"), "cpu", 0.5)
 
 
 def test_both_engines_agree_on_the_parity_fixtures(parity_case_for, parity_checkpoint):

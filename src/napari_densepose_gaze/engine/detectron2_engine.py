@@ -29,10 +29,9 @@ from napari_densepose_gaze.engine.predictor import (
     Precision,
     Weights,
     as_frame_list,
-    resolve_device,
-    resolve_precision,
+    engine_settings,
 )
-from napari_densepose_gaze.engine.zoo import DEFAULT_MODEL, ModelConfig, get_config
+from napari_densepose_gaze.engine.zoo import DEFAULT_MODEL, ModelConfig
 from napari_densepose_gaze.errors import DensePoseGazeError
 
 __all__ = ["Detectron2Predictor", "detectron2_available", "build_detectron2_config"]
@@ -132,17 +131,15 @@ class Detectron2Predictor:
         batch_size: int | None = None,
     ) -> None:
         self._d2 = _import_detectron2()
-        self.cfg = get_config(cfg_or_name) if isinstance(cfg_or_name, str) else cfg_or_name
-        self.device = resolve_device(device)
+        self.cfg, self.device, self.dtype, threshold, self.batch_size = engine_settings(
+            cfg_or_name, device, precision, score_threshold, batch_size
+        )
         if self.device.type == "mps":
             raise DensePoseGazeError("The Detectron2 engine runs on 'cpu' or 'cuda', not 'mps'.")
-        self.dtype = resolve_precision(precision, self.device)
-        self.score_threshold = float(score_threshold)
-        self.batch_size = int(batch_size) if batch_size else (8 if self.device.type == "cuda" else 1)
-        self.d2_cfg = build_detectron2_config(self.cfg, str(self.device), self.score_threshold)
+        self.d2_cfg = build_detectron2_config(self.cfg, str(self.device), threshold)
         self.model = self._d2["build_model"](self.d2_cfg)
         self.model.eval()
-        self.score_threshold = score_threshold
+        self.score_threshold = threshold  # also sets it on the built model's box predictor
         self._load(weights)
         self._resize = self._d2["T"].ResizeShortestEdge(
             [self.d2_cfg.INPUT.MIN_SIZE_TEST] * 2, self.d2_cfg.INPUT.MAX_SIZE_TEST

@@ -36,6 +36,7 @@ __all__ = [
     "Frames",
     "resolve_device",
     "resolve_precision",
+    "engine_settings",
     "as_frame_list",
     "frame_result",
 ]
@@ -141,6 +142,25 @@ def frame_result(
     )
 
 
+def engine_settings(
+    cfg_or_name: ModelConfig | str,
+    device: str | torch.device,
+    precision: str,
+    score_threshold: float,
+    batch_size: int | None,
+) -> tuple[ModelConfig, torch.device, torch.dtype, float, int]:
+    """Config, device, dtype, score threshold and batch size of an engine, checked; shared by both engines."""
+    cfg = get_config(cfg_or_name) if isinstance(cfg_or_name, str) else cfg_or_name
+    resolved = resolve_device(device)
+    dtype = resolve_precision(precision, resolved)
+    if not 0.0 <= score_threshold < 1.0:
+        raise DensePoseGazeError(f"score_threshold must be in [0, 1), got {score_threshold}.")
+    batch = int(batch_size) if batch_size else (8 if resolved.type == "cuda" else 1)
+    if batch < 1:
+        raise DensePoseGazeError(f"batch_size must be at least 1, got {batch_size}.")
+    return cfg, resolved, dtype, float(score_threshold), batch
+
+
 class Predictor:
     """DensePose R-CNN inference on RGB uint8 frames with a chart-based zoo model.
 
@@ -161,15 +181,9 @@ class Predictor:
         min_size: int = MIN_SIZE_TEST,
         max_size: int = MAX_SIZE_TEST,
     ) -> None:
-        self.cfg = get_config(cfg_or_name) if isinstance(cfg_or_name, str) else cfg_or_name
-        self.device = resolve_device(device)
-        self.dtype = resolve_precision(precision, self.device)
-        if not 0.0 <= score_threshold < 1.0:
-            raise DensePoseGazeError(f"score_threshold must be in [0, 1), got {score_threshold}.")
-        self.score_threshold = float(score_threshold)
-        self.batch_size = int(batch_size) if batch_size else (8 if self.device.type == "cuda" else 1)
-        if self.batch_size < 1:
-            raise DensePoseGazeError(f"batch_size must be at least 1, got {batch_size}.")
+        self.cfg, self.device, self.dtype, self.score_threshold, self.batch_size = engine_settings(
+            cfg_or_name, device, precision, score_threshold, batch_size
+        )
         self.channels_last = self.device.type == "cuda" if channels_last is None else channels_last
         if not 32 <= min_size <= max_size:
             raise DensePoseGazeError(
