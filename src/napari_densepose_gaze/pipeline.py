@@ -10,7 +10,6 @@ alone unless asked, so a killed or cancelled run resumes where it stopped.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import queue
 import threading
@@ -72,15 +71,6 @@ class RunSummary:
 
 ProgressCallback = Callable[[Progress], None]
 CancelCheck = Callable[[], bool]
-
-
-def file_sha256(path: str | Path, chunk_size: int = 1 << 20) -> str:
-    """Hex SHA-256 of a file, read in chunks (checkpoints are hundreds of MB)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk_size):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def run_metadata(
@@ -380,7 +370,7 @@ def load_model(
 ) -> LoadedModel:
     """Resolve the weights (downloading them if needed) and load the engine once."""
     from .engine.predictor import Predictor
-    from .engine.weights import resolve_weights
+    from .engine.weights import file_sha256, resolve_weights
     from .engine.zoo import get_config
 
     cfg = get_config(settings.model)

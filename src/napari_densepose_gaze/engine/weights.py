@@ -23,6 +23,7 @@ __all__ = [
     "ProgressCallback",
     "cache_dir_for",
     "cached_path",
+    "file_sha256",
     "resolve_weights",
     "weights_state",
 ]
@@ -32,7 +33,9 @@ ProgressCallback = Callable[[int, int], None]  # (bytes done, bytes total; 0 if 
 WeightsState = Literal["missing", "downloaded", "local"]
 
 _TIMEOUT_S = 30  # per network read, not for the whole file
-_verified: set[tuple[str, int, int]] = set()  # (path, size, mtime_ns) whose hash prefix was checked
+# (path, size, mtime_ns) -> SHA-256: a checkpoint is hashed once per process, for the
+# prefix check and for the results' metadata alike.
+_digests: dict[tuple[str, int, int], str] = {}
 
 
 def cache_dir_for(cache_dir: str | Path | None = None) -> Path:
@@ -140,18 +143,23 @@ def _download(cfg: ModelConfig, path: Path, progress: bool | ProgressCallback) -
         logger.setLevel(level)
 
 
-def _check_prefix(path: Path, cfg: ModelConfig, downloaded_now: bool) -> None:
+def file_sha256(path: str | Path) -> str:
+    """Hex SHA-256 of a file, read in chunks (checkpoints are hundreds of MB), remembered per file version."""
+    path = Path(path)
     stat = path.stat()
-    key = (str(path), stat.st_size, stat.st_mtime_ns)
-    if key in _verified:
-        return
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            digest.update(chunk)
-    actual = digest.hexdigest()
+    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+    if key not in _digests:
+        digest = hashlib.sha256()
+        with open(path, "rb") as f:
+            while chunk := f.read(1 << 20):
+                digest.update(chunk)
+        _digests[key] = digest.hexdigest()
+    return _digests[key]
+
+
+def _check_prefix(path: Path, cfg: ModelConfig, downloaded_now: bool) -> None:
+    actual = file_sha256(path)
     if actual.startswith(cfg.sha256_prefix):
-        _verified.add(key)
         return
     if downloaded_now:
         path.unlink(missing_ok=True)
