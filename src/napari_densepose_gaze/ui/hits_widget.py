@@ -526,11 +526,8 @@ class GazeHitsWidget(QWidget):
 
     def export_all(self, folder: str | Path) -> Any:
         """Write every table (and the peer tool's files) into ``folder`` in a thread worker; returns the worker."""
-        if self.tables is None or self._recording is None or self._store is None:
-            raise DensePoseGazeError("Compute the gaze hits first, then export them.")
-        if self._worker is not None:
-            raise DensePoseGazeError("Wait until the gaze hits are computed, then export them.")
-        tables, recording, store = self.tables, self._recording, self._store
+        tables, recording = self._ready_tables()
+        store = self._store
 
         @thread_worker(ignore_errors=True)
         def work() -> dict[str, Path]:
