@@ -33,6 +33,7 @@ from napari_densepose_gaze.engine.predictor import Predictor  # noqa: E402
 from napari_densepose_gaze.frame_selection import FrameSelection, select_frames  # noqa: E402
 from napari_densepose_gaze.pipeline import (  # noqa: E402
     RunSettings,
+    default_max_input_size,
     open_store_for_run,
     prepare_run,
     run_densepose,
@@ -72,7 +73,7 @@ def checkpoint(workdir: Path, config: str) -> Path:
 
 def threshold_for(recording: Recording, weights: Path, config: str, device: str, input_size: int, n: int) -> float:
     probe = Predictor(config, weights=weights, device=device, precision="float32", score_threshold=0.0,
-                      min_size=input_size, max_size=round(input_size * 1333 / 800))
+                      min_size=input_size, max_size=default_max_input_size(input_size))
     scores = probe.predict(recording.video_reader().frame(0).copy())[0].scores
     return thresholds_for(np.sort(scores)[::-1], (n,))[0]
 

@@ -41,9 +41,10 @@ def synthetic_checkpoint() -> Path:
 def threshold_for_people(frame: np.ndarray, weights: Path, people: int) -> float:
     """A score threshold that keeps about ``people`` detections of the synthetic model on ``frame``."""
     from napari_densepose_gaze.engine.predictor import Predictor
+    from napari_densepose_gaze.pipeline import default_max_input_size
 
     probe = Predictor(CONFIG, weights=weights, device="cpu", score_threshold=0.0, min_size=INPUT_SIZE,
-                      max_size=round(INPUT_SIZE * 1333 / 800))
+                      max_size=default_max_input_size(INPUT_SIZE))
     scores = np.sort(probe.predict(frame.copy())[0].scores)[::-1]
     return float(np.floor(scores[people - 1] * 1e4) / 1e4)
 
