@@ -76,6 +76,15 @@ def open_with_widget(make_napari_viewer, folder: Path):
     return viewer, widget
 
 
+def wait_idle(qtbot, widget, timeout_ms) -> None:
+    """Until the widget's worker has finished and the widget has handled it.
+
+    Polling the widget, not connecting to ``worker.finished``: a worker that fails at
+    once can finish before a signal spy would be connected.
+    """
+    qtbot.waitUntil(lambda: widget._worker is None, timeout=timeout_ms)
+
+
 @pytest.fixture
 def scene(make_napari_viewer, synthetic_recording, tmp_path, qtbot):
     """A viewer with the recording, its results and the widget, hits computed with radius 0."""
@@ -84,9 +93,8 @@ def scene(make_napari_viewer, synthetic_recording, tmp_path, qtbot):
     viewer, widget = open_with_widget(make_napari_viewer, folder)
     widget.unit.setCurrentText("px")
     widget.radius.setValue(0.0)  # exact hits: the tests reason about single pixels
-    worker = widget.compute()
-    with qtbot.waitSignal(worker.finished, timeout=60_000):
-        pass
+    widget.compute()
+    wait_idle(qtbot, widget, 60_000)
     assert widget.tables is not None, widget.status.text()
     return viewer, widget, gaze, on_head, folder
 
@@ -210,9 +218,8 @@ def test_export_writes_csvs_with_the_documented_columns(scene, qtbot, tmp_path):
     assert len(shown) == len(widget.tables.frames)
     assert set(shown.loc[shown["part id"] == HEAD, "frame"]) == set(on_head)
 
-    worker = widget.export_all(tmp_path / "all")
-    with qtbot.waitSignal(worker.finished, timeout=60_000):
-        pass
+    widget.export_all(tmp_path / "all")
+    wait_idle(qtbot, widget, 60_000)
     for name, file_name in FILE_NAMES.items():
         table = pd.read_csv(tmp_path / "all" / file_name)
         documented = list(COLUMNS[name])
@@ -249,16 +256,14 @@ def test_report_and_overlay_buttons_write_what_the_command_line_writes(scene, qt
 
     _, widget, _, _, _ = scene
     assert widget.report_button.isEnabled() and widget.render_button.isEnabled()
-    worker = widget.write_report(tmp_path / "report")
-    with qtbot.waitSignal(worker.finished, timeout=60_000):
-        pass
+    widget.write_report(tmp_path / "report")
+    wait_idle(qtbot, widget, 60_000)
     for stem in REPORT_FIGURES.values():
         for ext in ("png", "svg"):
             assert (tmp_path / "report" / f"{stem}.{ext}").stat().st_size > 1000
 
-    worker = widget.render_video(tmp_path / "overlay.mp4")
-    with qtbot.waitSignal(worker.finished, timeout=120_000):
-        pass
+    widget.render_video(tmp_path / "overlay.mp4")
+    wait_idle(qtbot, widget, 120_000)
     with av.open(str(tmp_path / "overlay.mp4")) as video:
         frames = sum(1 for _ in video.decode(video=0))
     assert frames == widget._recording.n_frames

@@ -19,6 +19,15 @@ CONFIG = "R_50_FPN_s1x"
 THRESHOLD = 0.9995
 
 
+def wait_idle(qtbot, widget, timeout_ms) -> None:
+    """Until the widget's worker has finished and the widget has handled it.
+
+    Polling the widget, not connecting to ``worker.finished``: a worker that fails at
+    once can finish before a signal spy would be connected.
+    """
+    qtbot.waitUntil(lambda: widget._worker is None, timeout=timeout_ms)
+
+
 @pytest.fixture
 def recording_folder(synthetic_recording, tmp_path):
     import shutil
@@ -47,8 +56,7 @@ def run_and_wait(qtbot, widget, timeout_ms=240_000):
     widget.run_button.clicked.emit()
     worker = widget._worker
     assert worker is not None, widget.status.value
-    with qtbot.waitSignal(worker.finished, timeout=timeout_ms):
-        pass
+    wait_idle(qtbot, widget, timeout_ms)
 
 
 def test_run_fills_a_body_parts_layer_backed_by_the_store(qtbot, widget, recording_folder):
@@ -75,11 +83,9 @@ def test_run_fills_a_body_parts_layer_backed_by_the_store(qtbot, widget, recordi
 
 def test_cancel_keeps_a_consistent_store_and_a_rerun_resumes(qtbot, widget, recording_folder):
     widget.run_button.clicked.emit()
-    worker = widget._worker
     qtbot.waitUntil(lambda: "frames/s" in widget.status.value, timeout=120_000)
     widget.cancel_button.clicked.emit()
-    with qtbot.waitSignal(worker.finished, timeout=120_000):
-        pass
+    wait_idle(qtbot, widget, 120_000)
     assert widget.status.value.startswith("Cancelled after"), widget.status.value
     store = ResultsStore.open(ResultsStore.default_folder(recording_folder))
     done = store.processed_frames().tolist()
@@ -129,10 +135,7 @@ def test_a_bad_setting_is_shown_and_nothing_runs(qtbot, widget, recording_folder
     widget.start_event.reset_choices()
     widget.first.value = 10_000
     widget.run_button.clicked.emit()
-    worker = widget._worker
-    if worker is not None:
-        with qtbot.waitSignal(worker.finished, timeout=60_000):
-            pass
+    wait_idle(qtbot, widget, 60_000)  # at once if the setting was refused before any worker started
     assert "does not fit" in widget.status.value
     assert not ResultsStore.default_folder(recording_folder).exists()
 
@@ -162,8 +165,7 @@ def test_download_button_fetches_the_weights_with_progress(qtbot, make_napari_vi
     seen: list[tuple[int, int]] = []
     widget._relay.changed.connect(lambda done, total: seen.append((done, total)))
     widget.download.clicked.emit()
-    with qtbot.waitSignal(widget._worker.finished, timeout=60_000):
-        pass
+    wait_idle(qtbot, widget, 60_000)
     qtbot.waitUntil(lambda: bool(seen) and seen[-1][0] == len(payload), timeout=10_000)
     assert widget.model_state.value == "in cache" and not widget.download.enabled, widget.status.value
     assert (tmp_path / "cache" / cfg.name / fake.filename).read_bytes() == payload
