@@ -31,6 +31,7 @@ from napari_densepose_gaze.engine.predictor import (
     as_frame_list,
     engine_settings,
 )
+from napari_densepose_gaze.engine.defaults import DEFAULT_SCORE_THRESHOLD, MAX_SIZE_TEST, MIN_SIZE_TEST
 from napari_densepose_gaze.engine.zoo import DEFAULT_MODEL, ModelConfig
 from napari_densepose_gaze.errors import DensePoseGazeError
 
@@ -112,8 +113,8 @@ def build_detectron2_config(cfg: ModelConfig, device: str, score_threshold: floa
         dp.UV_CONFIDENCE.TYPE = cfg.uv_confidence
     dp.SEGM_CONFIDENCE.ENABLED = cfg.segm_confidence
     node.INPUT.FORMAT = "BGR"
-    node.INPUT.MIN_SIZE_TEST = 800
-    node.INPUT.MAX_SIZE_TEST = 1333
+    node.INPUT.MIN_SIZE_TEST = MIN_SIZE_TEST
+    node.INPUT.MAX_SIZE_TEST = MAX_SIZE_TEST
     node.freeze()
     return node
 
@@ -127,7 +128,7 @@ class Detectron2Predictor:
         weights: Weights = None,
         device: Device | str | torch.device = "auto",
         precision: Precision | str = "auto",
-        score_threshold: float = 0.7,
+        score_threshold: float = DEFAULT_SCORE_THRESHOLD,
         batch_size: int | None = None,
     ) -> None:
         self._d2 = _import_detectron2()

@@ -26,7 +26,8 @@ from napari_densepose_gaze.engine.chart import chart_results, paste_charts
 from napari_densepose_gaze.engine.checkpoint import check_checkpoint_matches, read_checkpoint
 from napari_densepose_gaze.engine.densepose_head import DensePoseOutput
 from napari_densepose_gaze.engine.model import DensePoseRCNN
-from napari_densepose_gaze.engine.preprocess import MAX_SIZE_TEST, MIN_SIZE_TEST, preprocess
+from napari_densepose_gaze.engine.defaults import DEFAULT_SCORE_THRESHOLD, MAX_SIZE_TEST, MIN_SIZE_TEST
+from napari_densepose_gaze.engine.preprocess import preprocess
 from napari_densepose_gaze.engine.zoo import DEFAULT_MODEL, ModelConfig, get_config
 from napari_densepose_gaze.errors import DensePoseGazeError
 
@@ -175,7 +176,7 @@ class Predictor:
         weights: Weights = None,
         device: Device | str | torch.device = "auto",
         precision: Precision | str = "auto",
-        score_threshold: float = 0.7,
+        score_threshold: float = DEFAULT_SCORE_THRESHOLD,
         batch_size: int | None = None,
         channels_last: bool | None = None,
         min_size: int = MIN_SIZE_TEST,

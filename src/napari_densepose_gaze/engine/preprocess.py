@@ -22,6 +22,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from napari_densepose_gaze.engine.defaults import MAX_SIZE_TEST, MIN_SIZE_TEST
 from napari_densepose_gaze.errors import DensePoseGazeError
 
 __all__ = [
@@ -37,8 +38,6 @@ __all__ = [
 PIXEL_MEAN_BGR = (103.530, 116.280, 123.675)
 PIXEL_STD_BGR = (1.0, 1.0, 1.0)
 SIZE_DIVISIBILITY = 32  # FPN with p2..p6 needs input sides divisible by the largest stride
-MIN_SIZE_TEST = 800
-MAX_SIZE_TEST = 1333
 
 # PIL's fixed-point precision for 8-bit images (Resample.c: 32 - 8 - 2 bits).
 _PRECISION_BITS = 22

@@ -9,10 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from napari_densepose_gaze.engine.defaults import DEFAULT_MODEL
 from napari_densepose_gaze.errors import DensePoseGazeError
 
 DOWNLOAD_ROOT = "https://dl.fbaipublicfiles.com/densepose/"
-DEFAULT_MODEL = "R_50_FPN_DL_s1x"
 
 
 @dataclass(frozen=True)
