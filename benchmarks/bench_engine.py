@@ -51,10 +51,8 @@ def find_fixtures() -> Path:
 def synthetic_weights(fixtures: Path, config: str) -> dict[str, np.ndarray]:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "model_final.pkl"
-        subprocess.run(
-            [sys.executable, str(fixtures / "make_checkpoint.py"), str(fixtures / f"manifest_{config}.json"), str(path)],
-            check=True,
-        )
+        manifest = fixtures / f"manifest_{config}.json"
+        subprocess.run([sys.executable, str(fixtures / "make_checkpoint.py"), str(manifest), str(path)], check=True)
         return read_checkpoint(path)
 
 

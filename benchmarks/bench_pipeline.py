@@ -27,20 +27,21 @@ import numpy as np
 import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_engine import find_fixtures, thresholds_for  # noqa: E402
+from bench_engine import find_fixtures, thresholds_for
 
-from napari_densepose_gaze.engine.predictor import Predictor  # noqa: E402
-from napari_densepose_gaze.frame_selection import FrameSelection, select_frames  # noqa: E402
-from napari_densepose_gaze.pipeline import (  # noqa: E402
-    RunSettings,
-    default_max_input_size,
+from napari_densepose_gaze.engine.defaults import DEFAULT_MODEL, MIN_SIZE_TEST, default_max_input_size
+from napari_densepose_gaze.engine.predictor import Predictor
+from napari_densepose_gaze.frame_selection import FrameSelection, select_frames
+from napari_densepose_gaze.pipeline import (
+    ModelSettings,
+    RunOptions,
     open_store_for_run,
     prepare_run,
     run_densepose,
     run_metadata,
 )
-from napari_densepose_gaze.recording import Recording  # noqa: E402
-from napari_densepose_gaze.synthetic.export import write_recording  # noqa: E402
+from napari_densepose_gaze.recording import Recording
+from napari_densepose_gaze.synthetic.export import write_recording
 
 TEN_MINUTES_FRAMES = 10 * 60 * 30
 # Fixation rate assumed for the key-frame figure: about 3 fixations per second
@@ -65,7 +66,8 @@ def checkpoint(workdir: Path, config: str) -> Path:
     if not path.exists():
         fixtures = find_fixtures()
         subprocess.run(
-            [sys.executable, str(fixtures / "make_checkpoint.py"), str(fixtures / f"manifest_{config}.json"), str(path)],
+            [sys.executable, str(fixtures / "make_checkpoint.py"), str(fixtures / f"manifest_{config}.json"),
+             str(path)],
             check=True,
         )
     return path
@@ -120,13 +122,13 @@ def without_engine(recording: Recording, prepared, workdir: Path) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--config", default="R_50_FPN_DL_s1x")
+    parser.add_argument("--config", default=DEFAULT_MODEL)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--precision", default="auto")
     parser.add_argument("--seconds", type=float, default=2.0, help="length of the synthetic recording")
     parser.add_argument("--frames", type=int, default=12, help="frames to run (from the start)")
     parser.add_argument("--batch-size", type=int, nargs="*", default=[None])
-    parser.add_argument("--input-size", type=int, default=800)
+    parser.add_argument("--input-size", type=int, default=MIN_SIZE_TEST)
     parser.add_argument("--detections", type=int, default=3)
     parser.add_argument("--without-engine", action="store_true",
                         help="also time decode + store alone over the whole video (one real result replayed)")
@@ -139,15 +141,15 @@ def main() -> None:
     weights = checkpoint(args.workdir, args.config)
     rows = []
     for batch_size in args.batch_size:
-        settings = RunSettings(model=args.config, weights=weights, device=args.device, precision=args.precision,
-                               batch_size=batch_size, input_size=args.input_size,
-                               selection=FrameSelection(stop=min(args.frames, recording.n_frames)))
-        settings = RunSettings(**{**settings.__dict__, "score_threshold": threshold_for(
-            recording, weights, args.config, "cpu" if args.device == "cpu" else args.device, args.input_size,
-            args.detections)})
+        threshold = threshold_for(recording, weights, args.config, "cpu" if args.device == "cpu" else args.device,
+                                  args.input_size, args.detections)
+        model = ModelSettings(model=args.config, weights=weights, score_threshold=threshold,
+                              input_size=args.input_size, precision=args.precision)
         out = args.workdir / "store"
         shutil.rmtree(out, ignore_errors=True)
-        prepared = prepare_run(recording, RunSettings(**{**settings.__dict__, "output": out}), download_progress=False)
+        options = RunOptions(device=args.device, batch_size=batch_size, output=out,
+                             selection=FrameSelection(stop=min(args.frames, recording.n_frames)))
+        prepared = prepare_run(recording, model, options, download_progress=False)
         started = time.perf_counter()
         summary = run_densepose(recording, prepared.predictor, prepared.store, prepared.frames)
         seconds = time.perf_counter() - started

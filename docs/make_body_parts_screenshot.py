@@ -40,8 +40,8 @@ def synthetic_checkpoint() -> Path:
 
 def threshold_for_people(frame: np.ndarray, weights: Path, people: int) -> float:
     """A score threshold that keeps about ``people`` detections of the synthetic model on ``frame``."""
+    from napari_densepose_gaze.engine.defaults import default_max_input_size
     from napari_densepose_gaze.engine.predictor import Predictor
-    from napari_densepose_gaze.pipeline import default_max_input_size
 
     probe = Predictor(CONFIG, weights=weights, device="cpu", score_threshold=0.0, min_size=INPUT_SIZE,
                       max_size=default_max_input_size(INPUT_SIZE))
@@ -74,7 +74,7 @@ def main() -> None:
     widget.first.value = max(frame - 2, 0)
     widget.last.value = frame + 2
     widget.run_button.clicked.emit()
-    while widget._worker is not None:
+    while widget.tasks.busy:
         QApplication.processEvents()
     parts = viewer.layers["body parts"]
     viewer.layers.selection.active = parts

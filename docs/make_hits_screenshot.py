@@ -97,7 +97,7 @@ def main() -> None:
         _, widget = viewer.window.add_plugin_dock_widget(PLUGIN, "Gaze hits")
         widget.setMinimumWidth(760)  # room for the table's first columns
         worker = widget.compute()
-        while worker is not None and widget._worker is not None:
+        while worker is not None and widget.tasks.busy:
             QApplication.processEvents()
         assert widget.tables is not None, widget.status.text()
         viewer.layers.selection.active = viewer.layers["gaze"]

@@ -8,15 +8,19 @@ network input, so that the real engine finds (meaningless) people quickly.
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from napari_densepose_gaze import cli
+from napari_densepose_gaze.cli.batch import Finished, Stopped, for_each_recording, recordings_at
 from napari_densepose_gaze.engine import zoo
 from napari_densepose_gaze.engine.weights import CACHE_ENV
 from napari_densepose_gaze.engine.zoo import ModelConfig
@@ -329,3 +333,92 @@ def test_results_of_the_command_line_match_the_predictor_called_directly(export,
     np.testing.assert_array_equal(labels, expected.part_map)
     np.testing.assert_array_equal(persons, expected.person_map)
     np.testing.assert_allclose(store.detections()["score"], expected.scores, rtol=1e-6)
+
+
+def patch_everywhere(monkeypatch: pytest.MonkeyPatch, original, replacement) -> None:
+    """Replace a function in every module of the package that imported it by name."""
+    for module in list(sys.modules.values()):
+        if getattr(module, "__name__", "").startswith("napari_densepose_gaze"):
+            if getattr(module, original.__name__, None) is original:
+                monkeypatch.setattr(module, original.__name__, replacement)
+
+
+def test_each_recording_selects_its_frames_once_and_a_bad_selection_loads_no_model(
+    export, checkpoint, tmp_path, monkeypatch, count_model_loads
+) -> None:
+    from napari_densepose_gaze.frame_selection import select_frames
+
+    selected: list[str] = []
+
+    def counting(recording, *args, **kwargs):
+        selected.append(recording.name)
+        return select_frames(recording, *args, **kwargs)
+
+    patch_everywhere(monkeypatch, select_frames, counting)
+    assert cli.main(run_args(export, checkpoint, "--last", "0", "--output", str(tmp_path / "results"))) == 0
+    assert sorted(selected) == sorted(f.name for f in find_recordings(export))
+    assert len(count_model_loads) == 1
+
+    recording = find_recordings(export)[0]
+    assert cli.main(run_args(recording, checkpoint, "--start", "no.such.event", "--output", str(tmp_path / "s"))) == 1
+    assert len(count_model_loads) == 1  # the selection failed first
+
+
+# ------------------------------------------------------------ the batch loop
+def ctrl_c() -> None:
+    os.kill(os.getpid(), signal.SIGINT)
+    time.sleep(0.05)  # the handler runs in here
+
+
+def summary_cells(out: str, names: list[str]) -> dict[str, list[str]]:
+    """Recording name -> the other cells of its summary row."""
+    rows = {}
+    for line in out.splitlines():
+        cells = line.split()
+        if cells and cells[0] in names:
+            rows[cells[0]] = cells[1:]
+    return rows
+
+
+@pytest.mark.parametrize("how", ["returns", "raises Stopped"])
+def test_the_first_ctrl_c_ends_the_recording_politely_and_leaves_the_rest(export, capsys, how) -> None:
+    names = [f.name for f in find_recordings(export)]
+    previous = signal.getsignal(signal.SIGINT)
+    seen: list[str] = []
+
+    def work(recording, stop) -> Finished:
+        seen.append(recording.name)
+        ctrl_c()
+        assert stop()
+        if how == "raises Stopped":
+            raise Stopped
+        return Finished("stopped", {"frames": "7"})
+
+    code = for_each_recording(recordings_at(export), work, ["frames"], stop_note="stopped here.")
+
+    captured = capsys.readouterr()
+    assert code == cli.EXIT_INTERRUPTED and seen == names[:1]
+    assert "Stopping after the current batch" in captured.err and "densepose-gaze: stopped here." in captured.err
+    rows = summary_cells(captured.out, names)
+    assert rows[names[0]] == ["7" if how == "returns" else "-", "stopped"]
+    assert all(rows[name] == ["-", "not", "started"] for name in names[1:])
+    assert signal.getsignal(signal.SIGINT) is previous
+
+
+def test_a_second_ctrl_c_interrupts_at_once_and_main_says_so(export, capsys, monkeypatch) -> None:
+    previous = signal.getsignal(signal.SIGINT)
+
+    def work(recording, stop) -> Finished:
+        ctrl_c()
+        ctrl_c()
+        pytest.fail("the second Ctrl-C did not interrupt")
+
+    with pytest.raises(KeyboardInterrupt):
+        for_each_recording(recordings_at(export), work, [])
+    assert signal.getsignal(signal.SIGINT) is previous
+
+    from napari_densepose_gaze.cli import batch
+
+    monkeypatch.setattr(batch, "_open_recording", lambda folder: work(None, None))
+    assert cli.main(["hits", str(export)]) == cli.EXIT_INTERRUPTED
+    assert "densepose-gaze: interrupted" in capsys.readouterr().err

@@ -9,8 +9,12 @@ small, meaningless people, so most tests use a large hit radius to get hits.
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
+import signal
+import sys
+import time
 from pathlib import Path
 
 import av
@@ -55,8 +59,7 @@ def export_copy(export: Path, tmp_path: Path) -> Path:
 
 
 def stores(export: Path) -> dict[str, Path]:
-    # a store holding overlay.mp4 looks like a recording to find_recordings: leave stores out
-    return {f.name: ResultsStore.default_folder(f) for f in find_recordings(export) if not (f / "zarr.json").exists()}
+    return {f.name: ResultsStore.default_folder(f) for f in find_recordings(export)}
 
 
 def summary_row(out: str, name: str) -> str:
@@ -144,6 +147,51 @@ def test_a_degree_radius_without_intrinsics_fails_that_recording_with_advice(exp
     assert cli.main(["hits", str(recording), "--radius", "2", "--unit", "deg"]) == 1
     err = capsys.readouterr().err
     assert recording.name in err and "give the radius in pixels" in err
+
+
+def test_run_stores_the_person_ids_and_hits_reuse_them_without_linking_again(export_copy, monkeypatch) -> None:
+    from napari_densepose_gaze import hits, tracking
+    from napari_densepose_gaze.recording import Recording
+
+    folder = find_recordings(export_copy)[0]
+    store = ResultsStore.open(ResultsStore.default_folder(folder))
+    linked = tracking.link_detections(store.detections(), store.processed_frames())
+    assert len(linked) > 0 and (store.folder / "person_ids.csv").is_file()
+    pd.testing.assert_frame_equal(store.person_ids(), linked)
+    recording = Recording.open(folder)
+    settings = hits.HitSettings(200, "px")
+    expected = hits.compute_hits(recording, store, settings, person_ids=linked)
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("person ids linked again")
+
+    for module in list(sys.modules.values()):  # wherever the hit code imported it from
+        if getattr(module, "link_detections", None) is tracking.link_detections:
+            monkeypatch.setattr(module, "link_detections", refuse)
+    tables = hits.compute_hits(recording, store, settings)
+    pd.testing.assert_frame_equal(tables.samples, expected.samples)
+    pd.testing.assert_frame_equal(tables.persons, expected.persons)
+    assert cli.main(["hits", str(folder), *WIDE]) == 0
+
+
+def test_ctrl_c_while_computing_hits_stops_that_recording_and_leaves_the_rest(export_copy, monkeypatch, capsys) -> None:
+    from napari_densepose_gaze import hits
+
+    compute_hits = hits.compute_hits
+
+    def interrupted(*args, **kwargs):
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.05)  # the handler runs in here
+        return compute_hits(*args, **kwargs)
+
+    monkeypatch.setattr(hits, "compute_hits", interrupted)
+    assert cli.main(["hits", str(export_copy)]) == cli.EXIT_INTERRUPTED
+    captured = capsys.readouterr()
+    first, *others = find_recordings(export_copy)
+    assert summary_row(captured.out, first.name).split()[-1] == "stopped"
+    assert all(summary_row(captured.out, f.name).endswith("not started") for f in others)
+    assert "densepose-gaze: stopped by Ctrl-C." in captured.err and "Traceback" not in captured.err
+    assert not any((store / "hits").exists() for store in stores(export_copy).values())
 
 
 # ------------------------------------------------------------------ report

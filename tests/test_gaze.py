@@ -13,12 +13,9 @@ from napari_densepose_gaze.gaze import (
     aggregate_per_frame,
     assign_frames,
     fixation_frames,
-    fixations_to_frames,
     flag_gaze,
     frames_in_order,
-    gaze_samples,
     in_intervals,
-    per_frame_gaze,
 )
 from napari_densepose_gaze.recording import ExportWarning, Recording
 from napari_densepose_gaze.synthetic.export import write_recording
@@ -194,8 +191,8 @@ def recording(tmp_path_factory) -> Recording:
 
 
 def test_every_sample_on_a_frame_is_counted_once(recording):
-    samples = gaze_samples(recording)
-    per_frame = per_frame_gaze(recording)
+    samples = recording.gaze_samples
+    per_frame = recording.per_frame_gaze()
     assert per_frame["samples"].sum() == (samples["frame"] >= 0).sum()
     assert per_frame["valid samples"].sum() == samples["valid"].sum()
     assert samples["before first frame"].sum() > 0  # gaze starts before the scene camera
@@ -205,8 +202,8 @@ def test_every_sample_on_a_frame_is_counted_once(recording):
 
 
 def test_valid_gaze_in_fixations_lies_on_a_figure_head(recording):
-    per_frame = per_frame_gaze(recording).set_index("frame")
-    fixations = fixations_to_frames(recording)
+    per_frame = recording.per_frame_gaze().set_index("frame")
+    fixations = recording.fixation_frames()
     start_ns = recording.info["start_time"]
     width, height = recording.frame_size
     checked = 0
@@ -224,14 +221,14 @@ def test_valid_gaze_in_fixations_lies_on_a_figure_head(recording):
     assert checked > recording.n_frames // 3
 
 
-def test_fixations_to_frames_brackets_each_fixation(recording):
-    frames = fixations_to_frames(recording)
+def test_fixation_frames_of_a_recording_bracket_each_fixation(recording):
+    frames = recording.fixation_frames()
     assert len(frames) == len(recording.fixations)
     inside = frames[(frames["start frame"] >= 0) & (frames["end frame"] >= 0)]
     assert len(inside) >= len(frames) - 1  # only the first may start before the first frame
     assert (inside["start frame"] <= inside["midpoint frame"]).all()
     assert (inside["midpoint frame"] <= inside["end frame"]).all()
-    per_frame = per_frame_gaze(recording).set_index("frame")
+    per_frame = recording.per_frame_gaze().set_index("frame")
     for _, fixation in inside.iterrows():
         mid = per_frame.loc[fixation["midpoint frame"], "fixation id"]
         assert mid == fixation["fixation id"]

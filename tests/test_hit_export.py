@@ -6,17 +6,20 @@ import json
 
 import numpy as np
 import pandas as pd
+import pytest
 
+from napari_densepose_gaze.errors import DensePoseGazeError
 from napari_densepose_gaze.gaze import flag_gaze
 from napari_densepose_gaze.hit_export import (
-    COLUMNS,
     FILE_NAMES,
+    PEER_FILES,
     PEER_PART_NAMES,
     export_hit_tables,
     export_recording_hits,
     write_peer_files,
 )
 from napari_densepose_gaze.hits import HitSettings, compute_hits, hits_from_samples
+from napari_densepose_gaze.hits.schema import COLUMNS
 from napari_densepose_gaze.parts import PART_NAMES
 from napari_densepose_gaze.recording import Recording
 from napari_densepose_gaze.store import ResultsStore
@@ -40,7 +43,8 @@ def tables_for(rows, radius=3.0, processed=(0, 1, 2)):
         "section id": "s1", "recording id": "r1",
         "timestamp [ns]": np.array(t, dtype=np.int64) * MS,
         "gaze x [px]": np.array(x, float), "gaze y [px]": np.array(y, float), "worn": np.array(worn, float),
-        "fixation id": pd.array([1] * len(rows), dtype="Int64"), "blink id": pd.array([None] * len(rows), dtype="Int64"),
+        "fixation id": pd.array([1] * len(rows), dtype="Int64"),
+        "blink id": pd.array([None] * len(rows), dtype="Int64"),
         "azimuth [deg]": 0.0, "elevation [deg]": 0.0,
     })
     labels, persons = scene()
@@ -72,28 +76,51 @@ def test_every_table_is_written_with_its_documented_columns(tmp_path):
     assert settings == {"radius": 3.0, "unit": "px", "max_gap_ms": 50.0, "start timestamp [ns]": 0}
 
 
+EVENTS = pd.DataFrame({"timestamp [ns]": np.array([-5, 60, 70, 60], dtype=np.int64) * MS,
+                       "name": ["recording.begin", "trial", "late", "same time"]})
+
+
 def test_peer_files_have_the_peer_layout_and_values(tmp_path):
     tables, labels, persons = tables_for(ROWS)
-    written = write_peer_files(tables, tmp_path, labels, persons, [0, 1, 2], pts=np.array([0, 10, 20, 30]))
+    written = write_peer_files(tables, tmp_path, labels, persons, [0, 1, 2], pts=np.array([0, 10, 20, 30]),
+                               events=EVENTS)
     frames = pd.read_csv(written["densepose"], keep_default_na=False)
     assert list(frames.columns) == ["frames", "pts", "timestamp [ns]", "section id", "recording id", "gaze x [px]",
                                     "gaze y [px]", "worn", "fixation id", "blink id", "azimuth [deg]",
-                                    "elevation [deg]", "densepose"]
-    assert frames["frames"].tolist() == [0, 1, 2, 3]
-    assert frames["pts"].tolist() == [0, 10, 20, 30]
-    assert frames["timestamp [ns]"].tolist() == FRAME_TS.tolist()
+                                    "elevation [deg]", "densepose", "closest_annotation"]
+    # the processed section: frames 0..2 (frame 3 has no results, so the peer's run would not have reached it)
+    assert frames["frames"].tolist() == [0, 1, 2]
+    assert frames["pts"].tolist() == [0, 10, 20]
+    assert frames["timestamp [ns]"].tolist() == FRAME_TS[:3].tolist()
     # frame 0 (t 0): nearest sample t=1 at (10.5, 7.5): head 1.0 px left, torso 2.0 px right, background under it
-    # frame 1 (t 33): nearest sample t=34 on the left hand, background 2.5 px up; frame 2 (t 66): t=67, not worn;
-    # frame 3 (t 99): not processed
-    assert frames["gaze x [px]"].tolist() == [10.5, 7.0, 7.0, 7.0]
-    assert frames["densepose"].tolist() == ["BACKGROUND, TORSO_FRONT, HEAD_RIGHT", "BACKGROUND, LEFT_HAND", "BACKGROUND",
-                                       ""]
+    # frame 1 (t 33): nearest sample t=34 on the left hand, background 2.5 px up; frame 2 (t 66): t=67, not worn
+    assert frames["gaze x [px]"].tolist() == [10.5, 7.0, 7.0]
+    assert frames["densepose"].tolist() == ["BACKGROUND, TORSO_FRONT, HEAD_RIGHT", "BACKGROUND, LEFT_HAND",
+                                            "BACKGROUND"]
+    # nearest event: t 0 -> begin (5 ms away); t 33 -> trial (27 ms, begin is 38); t 66 -> late (4 ms, the two
+    # events at 60 ms are 6 ms away)
+    assert frames["closest_annotation"].tolist() == ["recording.begin", "trial", "late"]
     counts = pd.read_csv(written["parts_count"])
     assert list(counts.columns) == ["part", "count"]
-    assert counts.to_dict("list") == {"part": ["TORSO_FRONT", "LEFT_HAND", "HEAD_RIGHT"], "count": [1, 1, 1]}
+    # all once: in the order they first appear, as the peer's dict keeps them
+    assert counts.to_dict("list") == {"part": ["TORSO_FRONT", "HEAD_RIGHT", "LEFT_HAND"], "count": [1, 1, 1]}
 
 
-def test_peer_parts_count_sorts_by_count_then_part_id(tmp_path):
+def test_the_closest_annotation_on_a_tie_is_the_first_event_in_the_table(tmp_path):
+    tables, labels, persons = tables_for(ROWS)
+    events = pd.DataFrame({"timestamp [ns]": np.array([63, 63], dtype=np.int64) * MS, "name": ["first", "second"]})
+    written = write_peer_files(tables, tmp_path, labels, persons, [2], events=events)
+    frames = pd.read_csv(written["densepose"])
+    assert frames["frames"].tolist() == [2] and frames["closest_annotation"].tolist() == ["first"]
+
+
+def test_no_processed_frame_gives_the_peer_files_without_rows(tmp_path):
+    tables, labels, persons = tables_for(ROWS, processed=())
+    written = write_peer_files(tables, tmp_path, labels, persons, [], events=EVENTS)
+    assert pd.read_csv(written["densepose"]).empty and pd.read_csv(written["parts_count"]).empty
+
+
+def test_peer_parts_count_sorts_by_count_then_first_appearance(tmp_path):
     rows = [(1, 7.0, 7.0, 1), (34, 7.0, 7.0, 1), (67, 7.0, 7.0, 1)]
     tables, labels, persons = tables_for(rows, radius=0.0)
     labels[2] = labels[1]  # frame 2 shows the left hand too
@@ -102,6 +129,7 @@ def test_peer_parts_count_sorts_by_count_then_part_id(tmp_path):
     assert counts.to_dict("list") == {"part": ["LEFT_HAND", "HEAD_RIGHT"], "count": [2, 1]}
     frames = pd.read_csv(written["densepose"])
     assert frames["pts"].isna().all()  # no pts given
+    assert frames["closest_annotation"].isna().all()  # no events given
 
 
 def test_peer_names_cover_every_part():
@@ -121,8 +149,22 @@ def test_export_recording_hits_writes_everything(synthetic_recording, tmp_path):
     tables = compute_hits(recording, store)
     written = export_recording_hits(tables, tmp_path / "csv", recording, store)
     assert {p.name for p in (tmp_path / "csv").iterdir()} == {*FILE_NAMES.values(), "hit_settings.json",
-                                                              "densepose.csv", "parts_count.csv"}
+                                                              "densepose.csv", "parts_count.csv", "gazemap.png"}
     frames = pd.read_csv(written["densepose"])
-    assert len(frames) == recording.n_frames
-    assert frames["pts"].tolist() == recording.video_reader().pts[: recording.n_frames].tolist()
-    assert frames["densepose"].notna().sum() == 1  # only frame 0 has results
+    assert frames["frames"].tolist() == [0]  # only frame 0 has results: the processed section
+    assert frames["pts"].tolist() == recording.video_reader().pts[:1].tolist()
+    assert frames["closest_annotation"].tolist() == ["recording.begin"]
+    assert frames["densepose"].notna().all()
+    assert written["gazemap"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    video = export_recording_hits(tables, tmp_path / "with_video", recording, store, peer_video=True)["video"]
+    assert video == tmp_path / "with_video" / PEER_FILES["video"] and video.stat().st_size > 0
+
+
+def test_a_table_that_cannot_be_written_is_named_and_leaves_no_partial_file(tmp_path):
+    tables, *_ = tables_for(ROWS)
+    out = tmp_path / "out"
+    (out / FILE_NAMES["frames"]).mkdir(parents=True)  # a folder where the CSV should go: the rename fails
+    with pytest.raises(DensePoseGazeError, match=FILE_NAMES["frames"]):
+        export_hit_tables(tables, out)
+    assert not [p.name for p in out.iterdir() if p.name.startswith(".")]  # no temporary file left behind
+    assert (out / FILE_NAMES["samples"]).is_file()  # the tables before it were written whole

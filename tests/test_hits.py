@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import cv2
@@ -12,6 +13,7 @@ import pytest
 from napari_densepose_gaze.errors import DensePoseGazeError
 from napari_densepose_gaze.gaze import flag_gaze
 from napari_densepose_gaze.hits import (
+    HitContext,
     HitSettings,
     compute_hits,
     default_radius,
@@ -215,6 +217,28 @@ def test_default_radius_follows_the_device_and_the_intrinsics():
     assert default_radius(None, (1088, 1080)) == HitSettings(61.6, "px")
 
 
+def test_default_radius_takes_the_device_from_info_json_before_the_frame_size():
+    neon_info = {"module_serial_number": "868382", "frame_name": "Just act natural"}
+    invisible_info = {"glasses_serial_number": "abc12", "scene_camera_serial_number": "def34"}
+    # a Neon video cropped square, an Invisible video resized to 4:3: info.json says which glasses they are
+    assert default_radius(None, (1088, 1080), {}) == HitSettings(61.6, "px")  # the frame size alone: Invisible
+    assert default_radius(None, (1088, 1080), neon_info) == HitSettings(
+        round(892.0 * 1088 / 1600 * math.tan(math.radians(1.8)), 1), "px")
+    assert default_radius(None, (1600, 1200), invisible_info) == HitSettings(
+        round(766.0 * 1600 / 1088 * math.tan(math.radians(4.6)), 1), "px")
+
+
+def test_the_neon_spelling_of_the_distortion_is_not_ignored():
+    matrix = [[892.0, 0, 815.0], [0, 892.0, 605.0], [0, 0, 1]]
+    coefficients = [[-0.1297, 0.1056, 0.0002, -0.0004, -0.0027, 0.1702, 0.0480, 0.0151]]
+    x, y = np.array([100.0, 815.0]), np.array([100.0, 605.0])
+    neon = radius_px(x, y, HitSettings(2.0, "deg"), {"camera_matrix": matrix, "distortion_coefficients": coefficients})
+    invisible = radius_px(x, y, HitSettings(2.0, "deg"), {"camera_matrix": matrix, "dist_coefs": coefficients})
+    pinhole = radius_px(x, y, HitSettings(2.0, "deg"), {"camera_matrix": matrix})
+    np.testing.assert_allclose(neon, invisible, rtol=1e-12)
+    assert pinhole[0] > 1.3 * neon[0]  # near a corner the distortion shrinks the radius by more than a quarter
+
+
 def test_bad_settings_are_refused():
     for bad in ((-1.0, "px"), (float("nan"), "px"), (2.0, "mm"), (60.0, "deg")):
         with pytest.raises(DensePoseGazeError):
@@ -393,6 +417,41 @@ def test_compute_hits_on_a_recording_and_its_store(synthetic_recording, tmp_path
     # stored ids are used when they match the detections
     store.write_person_ids(link_detections(store.detections(), store.processed_frames()).assign(**{"person id": 5}))
     assert set(compute_hits(recording, store).samples["hit person id"].dropna()) == {5}
+
+
+def test_compute_hits_uses_the_samples_the_recording_flagged_once(synthetic_recording, tmp_path, monkeypatch):
+    from napari_densepose_gaze import recording as recording_module
+
+    recording = Recording.open(synthetic_recording())
+    width, height = recording.frame_size
+    store = ResultsStore.create(tmp_path / "store", n_frames=recording.n_frames, height=height, width=width,
+                                metadata={"recording_id": recording.recording_id})
+    flagged = recording.gaze_samples
+
+    def flag_again(*args, **kwargs):
+        raise AssertionError("the gaze samples were flagged a second time")
+
+    monkeypatch.setattr(recording_module, "flag_gaze", flag_again)
+    monkeypatch.setattr("napari_densepose_gaze.gaze.flag_gaze", flag_again)
+    tables = compute_hits(recording, store)
+    assert tables.samples["timestamp [ns]"].tolist() == flagged["timestamp [ns]"].tolist()
+    assert tables.samples["valid"].tolist() == flagged["valid"].tolist()
+
+
+def test_an_update_keeps_the_context_and_replaces_only_the_person_ids():
+    tables = run([(1, 7.7, 7.2, 1, None, None), (40, 12.0, 12.0, 1, None, None)])
+    assert isinstance(tables.context, HitContext)
+    assert tables.context.start_ns == FRAME_TS[0] and tables.context.person_ids is PERSON_IDS
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        tables.context.start_ns = 1
+    lab, per = volumes()
+    renamed = PERSON_IDS.assign(**{"person id": PERSON_IDS["person id"] + 100})
+    updated = update_frames(tables, [0], lab, per, [0, 1, 2], person_ids=renamed)
+    assert updated.context.person_ids is renamed and tables.context.person_ids is PERSON_IDS
+    assert updated.context.fixations is tables.context.fixations
+    assert updated.context.frame_timestamps is tables.context.frame_timestamps
+    assert hit_row(updated, 0)[3] == 107  # frame 0 looked up again with the new ids
+    assert hit_row(updated, 1) == hit_row(tables, 1)  # frame 1 kept as it was
 
 
 def test_exports_without_fixation_ids_assign_samples_to_fixations_by_time():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -75,12 +76,14 @@ def test_installed_manifest_is_valid_and_its_commands_import() -> None:
     manifest.validate_imports()
 
 
-def test_root_manifest_is_the_one_shipped_in_the_package() -> None:
-    import napari_densepose_gaze
-
-    packaged = Path(napari_densepose_gaze.__file__).parent / "napari.yaml"
-    assert packaged.read_bytes() == (ROOT / "napari.yaml").read_bytes()
-    assert PluginManifest.from_file(ROOT / "napari.yaml").name == "napari-densepose-gaze"
+def test_root_manifest_is_a_relative_link_to_the_packaged_one() -> None:
+    # one copy: a root file that is a copy (or an absolute link) could drift from what wheels ship
+    root = ROOT / "napari.yaml"
+    packaged = ROOT / "src" / "napari_densepose_gaze" / "napari.yaml"
+    assert root.is_symlink(), "napari.yaml at the root must be a symbolic link to the packaged manifest"
+    assert not Path(os.readlink(root)).is_absolute()
+    assert root.resolve() == packaged.resolve()
+    assert PluginManifest.from_file(root).name == "napari-densepose-gaze"
 
 
 def test_npe2_discovers_reader_sample_and_widget() -> None:
@@ -89,4 +92,4 @@ def test_npe2_discovers_reader_sample_and_widget() -> None:
     (reader,) = contributions.readers
     assert reader.accepts_directories and "*.mp4" in reader.filename_patterns
     assert [s.key for s in contributions.sample_data] == ["synthetic_recording"]
-    assert "Recording info" in [w.display_name for w in contributions.widgets]
+    assert [w.display_name for w in contributions.widgets] == ["Recording info", "Run DensePose", "Gaze hits"]

@@ -1,4 +1,4 @@
-"""The pipeline's mechanics: selection, resume, cancel, edits, errors.
+"""The pipeline's mechanics: resume, cancel, edits, errors (which frames a selection picks: test_frame_selection.py).
 
 A stand-in engine whose maps are a pure function of the frame's pixels makes
 every result checkable against the decoded frame itself; the real engine runs
@@ -7,15 +7,30 @@ through the same pipeline in tests/test_run_engine.py.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
+import pandas as pd
 import pytest
 
+from napari_densepose_gaze import pipeline
 from napari_densepose_gaze.engine.predictor import FrameResult
 from napari_densepose_gaze.errors import DensePoseGazeError
 from napari_densepose_gaze.frame_selection import FrameSelection, select_frames
-from napari_densepose_gaze.pipeline import Progress, open_store_for_run, run_densepose, run_metadata
+from napari_densepose_gaze.pipeline import (
+    LoadedModel,
+    ModelSettings,
+    Progress,
+    RunOptions,
+    iter_densepose,
+    open_store_for_run,
+    prepare_run,
+    run_densepose,
+    run_metadata,
+)
 from napari_densepose_gaze.recording import Recording
 from napari_densepose_gaze.store import ResultsStore
+from napari_densepose_gaze.tracking import link_detections
 
 
 def pixel_engine_result(frame: np.ndarray) -> FrameResult:
@@ -134,26 +149,75 @@ def test_a_store_of_another_model_is_refused_and_kept(recording, tmp_path):
     assert ResultsStore.open(tmp_path / "results").processed_frames().tolist() == [0, 1]
 
 
-def test_selection_modes_pick_the_documented_frames(recording):
-    n = recording.n_frames
-    assert select_frames(recording).tolist() == list(range(n))
-    assert select_frames(recording, FrameSelection(step=5, start=3, stop=20)).tolist() == [3, 8, 13, 18]
-    gaze_frames = select_frames(recording, FrameSelection(mode="gaze"))
-    assert 0 < len(gaze_frames) <= n
-    fixation_frames = select_frames(recording, FrameSelection(mode="fixations"))
-    assert len(fixation_frames) <= len(recording.fixations)
-    with pytest.raises(DensePoseGazeError, match="step"):
-        select_frames(recording, FrameSelection(step=0))
-    with pytest.raises(DensePoseGazeError, match="does not fit"):
-        select_frames(recording, FrameSelection(start=n + 5))
+# ------------------------------------------------------------------ person ids
+def test_a_run_stores_the_person_ids_linked_over_every_processed_frame(recording, tmp_path):
+    store = new_store(recording, tmp_path)
+    run_densepose(recording, PixelEngine(), store, range(4))
+    run_densepose(recording, PixelEngine(), store, range(8))  # resumed: the ids cover the old frames too
+    stored = store.person_ids()
+    assert len(stored) == len(store.detections()) == 8
+    pd.testing.assert_frame_equal(stored, link_detections(store.detections(), store.processed_frames()))
 
 
-def test_event_section_runs_from_the_start_event_frame_to_the_end_event_frame(recording):
-    events = recording.events
-    begin = int(events.loc[events["name"] == "recording.begin", "timestamp [ns]"].iloc[0])
-    end = int(events.loc[events["name"] == "recording.end", "timestamp [ns]"].iloc[0])
-    frames = select_frames(recording, FrameSelection(start_event="recording.begin", end_event="recording.end"))
-    ts = recording.frame_timestamps
-    assert ts[frames[0]] <= max(begin, ts[0]) and ts[frames[-1]] <= end
+def test_a_cancelled_or_closed_run_still_stores_the_ids_of_its_frames(recording, tmp_path):
+    store = new_store(recording, tmp_path / "cancelled")
+    engine = PixelEngine(batch_size=2)
+    run_densepose(recording, engine, store, range(40), cancel=lambda: engine.calls >= 2)
+    assert len(store.person_ids()) == len(store.detections()) == 4
+    closed = new_store(recording, tmp_path / "closed")
+    run = iter_densepose(recording, PixelEngine(batch_size=2), closed, range(40))
+    next(run)
+    run.close()
+    assert len(closed.person_ids()) == len(closed.detections()) > 0
+
+
+def test_a_run_that_writes_nothing_does_not_link_again(recording, tmp_path, monkeypatch):
+    store = new_store(recording, tmp_path)
+    run_densepose(recording, PixelEngine(), store, range(3))
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("linked again")
+
+    monkeypatch.setattr(pipeline, "link_store", refuse)
+    assert run_densepose(recording, PixelEngine(), store, range(3)).processed == 0
+
+
+# ---------------------------------------------------------------- run set-up
+class LoadedPixelEngine(PixelEngine):
+    """The stand-in engine with what a loaded predictor tells the store's metadata."""
+
+    device, dtype, min_size, max_size = "cpu", "torch.float32", 64, 107
+
+
+def loaded_pixels(model: ModelSettings) -> LoadedModel:
+    return LoadedModel(LoadedPixelEngine(), model, "pixels", Path("pixels.pkl"), "0" * 64)
+
+
+def refuse(*args, **kwargs):
+    raise AssertionError("must not be called")
+
+
+def test_prepare_run_checks_the_selection_before_it_loads_a_model(recording, monkeypatch):
+    monkeypatch.setattr(pipeline, "load_model", refuse)
     with pytest.raises(DensePoseGazeError, match="No event named 'nope'"):
-        select_frames(recording, FrameSelection(start_event="nope"))
+        prepare_run(recording, ModelSettings(), RunOptions(selection=FrameSelection(start_event="nope")))
+
+
+def test_prepare_run_with_a_loaded_model_records_its_settings_in_the_store(recording, tmp_path):
+    model = ModelSettings(score_threshold=0.5)
+    options = RunOptions(selection=FrameSelection(step=10), output=tmp_path / "s")
+    prepared = prepare_run(recording, model, options, loaded=loaded_pixels(model))
+    assert prepared.frames.tolist() == list(range(0, recording.n_frames, 10))
+    metadata = prepared.store.metadata
+    assert metadata["score_threshold"] == 0.5 and metadata["frame_selection"]["step"] == 10
+    assert metadata["input_size"] == [64, 107] and metadata["precision"] == "float32"
+    with pytest.raises(ValueError, match="loaded from"):
+        prepare_run(recording, ModelSettings(score_threshold=0.6), options, loaded=loaded_pixels(model))
+
+
+def test_prepare_run_takes_frames_already_selected_without_selecting_again(recording, tmp_path, monkeypatch):
+    monkeypatch.setattr(pipeline, "select_frames", refuse)
+    model = ModelSettings()
+    prepared = prepare_run(recording, model, RunOptions(output=tmp_path / "s"), loaded=loaded_pixels(model),
+                           frames=np.array([1, 2]))
+    assert prepared.frames.tolist() == [1, 2]

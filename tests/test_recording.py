@@ -356,3 +356,82 @@ def test_a_results_store_with_an_overlay_video_is_not_taken_for_a_recording(tmp_
     (store / "zarr.json").write_text("{}")
     (store / "overlay.mp4").write_bytes(b"")
     assert store not in find_recordings(root) and len(find_recordings(root)) == 2
+
+
+# -- what counts as a recording folder (one rule for the reader, find_recordings and the command line) ------------
+
+
+def test_any_file_only_a_recording_holds_marks_a_recording_folder(tmp_path):
+    from napari_densepose_gaze.recording import RECORDING_FILES, is_recording_folder, looks_like_recording_or_export
+
+    for name in RECORDING_FILES:
+        folder = tmp_path / name.replace(".", "_")
+        folder.mkdir()
+        (folder / name).write_text("")
+        assert is_recording_folder(folder) and looks_like_recording_or_export(folder), name
+        assert find_recordings(tmp_path / name.replace(".", "_")) == [folder]
+    assert len(find_recordings(tmp_path)) == len(RECORDING_FILES)
+
+
+def test_a_lone_video_is_a_broken_recording_to_the_command_line_but_not_ours_to_napari(tmp_path):
+    from napari_densepose_gaze.recording import is_recording_folder, looks_like_recording_or_export
+
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    (videos / "holiday.mp4").write_bytes(b"")
+    assert is_recording_folder(videos) and find_recordings(tmp_path) == [videos]
+    assert not looks_like_recording_or_export(videos) and not looks_like_recording_or_export(videos / "holiday.mp4")
+    with pytest.raises(DensePoseGazeError, match="world_timestamps.csv is missing"):
+        Recording.open(videos)
+
+
+def test_an_export_root_looks_like_ours_also_wrapped_in_a_download_folder(tmp_path):
+    from napari_densepose_gaze.recording import is_recording_folder, looks_like_recording_or_export
+
+    root = write_export(tmp_path / "download" / "export", recordings=1, deviations=["no_video"], **SMALL)
+    recording = find_recordings(root)[0]
+    assert not is_recording_folder(root) and is_recording_folder(recording)
+    for path in (root, tmp_path / "download", recording):
+        assert looks_like_recording_or_export(path), path
+    assert not looks_like_recording_or_export(tmp_path / "nowhere")
+
+
+def test_an_enrichment_export_is_never_a_recording(tmp_path):
+    from napari_densepose_gaze.recording import is_recording_folder, looks_like_recording_or_export
+
+    # a Marker Mapper export: a recording's file names, other meanings, and the export root's files beside them
+    mapper = tmp_path / "marker_mapper"
+    mapper.mkdir()
+    for name in ("gaze.csv", "fixations.csv", "sections.csv", "enrichment_info.txt", "surface_positions.csv"):
+        (mapper / name).write_text("")
+    assert not is_recording_folder(mapper) and find_recordings(mapper) == []
+    assert looks_like_recording_or_export(mapper)  # so napari's user hears why it does not open
+    with pytest.raises(DensePoseGazeError, match="holds no Pupil Cloud recording"):
+        Recording.open(mapper)
+
+
+# -- the flagged gaze samples ------------------------------------------------------------------------------------
+
+
+def test_the_gaze_samples_are_flagged_once_and_kept(tmp_path, monkeypatch):
+    from napari_densepose_gaze import recording as recording_module
+    from napari_densepose_gaze.frame_selection import FrameSelection, select_frames
+    from napari_densepose_gaze.gaze import aggregate_per_frame, fixation_frames, flag_gaze
+
+    rec = make(tmp_path)
+    calls = []
+
+    def counted(*args, **kwargs):
+        calls.append(1)
+        return flag_gaze(*args, **kwargs)
+
+    monkeypatch.setattr(recording_module, "flag_gaze", counted)
+    samples = rec.gaze_samples
+    assert rec.gaze_samples is samples
+    per_frame = rec.per_frame_gaze()
+    select_frames(rec, FrameSelection(mode="gaze"))
+    assert len(calls) == 1
+    expected = flag_gaze(rec.gaze, rec.frame_timestamps, rec.frame_size, rec.blinks, frame_in_order=rec.frame_in_order)
+    pd.testing.assert_frame_equal(samples, expected)
+    pd.testing.assert_frame_equal(per_frame, aggregate_per_frame(expected, rec.frame_timestamps))
+    pd.testing.assert_frame_equal(rec.fixation_frames(), fixation_frames(rec.fixations, rec.frame_timestamps))

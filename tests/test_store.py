@@ -57,7 +57,7 @@ def test_frames_round_trip_with_detections(tmp_path):
         written[i] = frame_data(i, 24, 32)
         store.write_frame(i, *written[i])
     reopened = ResultsStore.open(store.folder)
-    for i, (labels, persons, rows) in written.items():
+    for i, (labels, persons, _rows) in written.items():
         got_labels, got_persons = reopened.read_frame(i)
         np.testing.assert_array_equal(got_labels, labels)
         np.testing.assert_array_equal(got_persons, persons)
@@ -129,15 +129,16 @@ def test_pending_leaves_edited_frames_alone_unless_asked(tmp_path):
         store.pending([6])
 
 
-def test_writing_an_edited_frame_is_refused_unless_asked(tmp_path):
+def test_writing_an_edited_frame_keeps_the_edit_unless_asked(tmp_path):
     store = make_store(tmp_path)
-    store.write_frame(0, *frame_data(0, 24, 32))
+    assert store.write_frame(0, *frame_data(0, 24, 32)) is True
     store.labels[0, 0:2, 0:2] = 7  # a hand correction, as napari paints it
     store.mark_edited(0)
-    with pytest.raises(DensePoseGazeError, match="corrected by hand.*overwrite_edited"):
-        store.write_frame(0, *frame_data(0, 24, 32, version=2))
-    assert (store.labels[0, 0:2, 0:2] == 7).all()
-    store.write_frame(0, *frame_data(0, 24, 32, version=2), overwrite_edited=True)
+    assert store.write_frame(0, *frame_data(0, 24, 32, version=2)) is False  # kept, the run goes on
+    assert (store.labels[0, 0:2, 0:2] == 7).all() and store.is_edited(0)
+    assert store.read_frame(0)[0][0, 0] == 7  # an edited frame is trusted despite its old checksum
+    assert store.verify() == []
+    assert store.write_frame(0, *frame_data(0, 24, 32, version=2), overwrite_edited=True) is True
     np.testing.assert_array_equal(store.labels[0], frame_data(0, 24, 32, version=2)[0])
     assert not store.is_edited(0) and store.is_processed(0)
 

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import time
+import tracemalloc
+
 import numpy as np
 import pandas as pd
 import pytest
 
 from napari_densepose_gaze.errors import DensePoseGazeError
-from napari_densepose_gaze.tables import BLINKS, FIXATIONS, GAZE, WORLD_TIMESTAMPS, parse_int64, read_table
+from napari_densepose_gaze.tables import BLINKS, EVENTS, FIXATIONS, GAZE, WORLD_TIMESTAMPS, parse_int64, read_table
 
 TS = 1700000000123456789  # every digit matters: float64 would return ...768
 
@@ -124,3 +127,149 @@ def test_empty_spec_table_has_typed_columns():
     empty = FIXATIONS.empty()
     assert list(empty.columns) == FIXATIONS.names and len(empty) == 0
     assert empty["start timestamp [ns]"].dtype == np.int64
+
+
+# --- bad input: each case a file that crashed, hung or lost rows silently before ---------------------------
+
+WT_HEADER = "section id,recording id,timestamp [ns]"
+
+
+def _long_gaze(n_rows: int, bad_row: int | None = None, bad_cell: str = "") -> str:
+    rows = [f"s,r,{TS + i},1.5,2.5,1.0,,,0,0" for i in range(n_rows)]
+    if bad_row is not None:
+        rows[bad_row] = f"s,r,{bad_cell},1.5,2.5,1.0,,,0,0"
+    return GAZE_HEADER + "\n" + "\n".join(rows) + "\n"
+
+
+def test_header_names_equal_after_trimming_spaces_are_refused_naming_both(tmp_path):
+    path = write(tmp_path, "world_timestamps.csv", f"timestamp [ns], timestamp [ns] \n{TS},{TS + 1}\n")
+    with pytest.raises(DensePoseGazeError, match=r"world_timestamps\.csv .*2 columns named 'timestamp \[ns\]'"):
+        read_table(path, WORLD_TIMESTAMPS)
+
+
+def test_exact_duplicate_header_names_are_refused_not_renamed(tmp_path):
+    path = write(tmp_path, "gaze.csv", f"timestamp [ns],gaze x [px],gaze y [px],gaze x [px]\n{TS},1,2,3\n")
+    with pytest.raises(DensePoseGazeError, match=r"2 columns named 'gaze x \[px\]'"):
+        read_table(path, GAZE)
+
+
+def test_first_data_row_with_one_field_too_many_is_refused_not_shifted(tmp_path):
+    # pandas once took the extra field as an index column and shifted every value one column left
+    path = write(tmp_path, "world_timestamps.csv", f"{WT_HEADER}\nx,s,r,{TS}\ns,r,{TS + 1}\n")
+    with pytest.raises(DensePoseGazeError, match=r"world_timestamps\.csv .*line 2 has 4 fields where the header names"):
+        read_table(path, WORLD_TIMESTAMPS)
+
+
+def test_later_row_with_too_many_fields_names_its_line(tmp_path):
+    path = write(tmp_path, "world_timestamps.csv", f"{WT_HEADER}\ns,r,{TS}\ns,r,{TS + 1},9\n")
+    with pytest.raises(DensePoseGazeError, match=r"line 3 has 4 fields"):
+        read_table(path, WORLD_TIMESTAMPS)
+
+
+@pytest.mark.parametrize("cell", ["1e9999999", "1e99999999999", "-1e99999999999", "9" * 50 + "e9999"])
+def test_absurd_exponent_in_an_integer_column_is_refused_at_once(tmp_path, cell):
+    path = write(tmp_path, "world_timestamps.csv", f"{WT_HEADER}\ns,r,{TS}\ns,r,{cell}\n")
+    started = time.perf_counter()
+    with pytest.raises(DensePoseGazeError, match=r"'timestamp \[ns\]' of world_timestamps\.csv .*row 2.*too large"):
+        read_table(path, WORLD_TIMESTAMPS)
+    assert time.perf_counter() - started < 2.0
+
+
+def test_tiny_exponent_in_an_integer_column_is_not_an_integer(tmp_path):
+    path = write(tmp_path, "world_timestamps.csv", f"{WT_HEADER}\ns,r,1e-99999999999\n")
+    with pytest.raises(DensePoseGazeError, match="not an integer"):
+        read_table(path, WORLD_TIMESTAMPS)
+
+
+def test_thousands_of_digits_in_an_integer_column_are_refused_by_length(tmp_path):
+    path = write(tmp_path, "world_timestamps.csv", f"{WT_HEADER}\ns,r,{'7' * 5000}\n")
+    with pytest.raises(DensePoseGazeError, match=r"data row 1\), too long to be a number") as info:
+        read_table(path, WORLD_TIMESTAMPS)
+    assert len(str(info.value)) < 500  # the message quotes the start of the cell, not all of it
+
+
+def test_one_long_cell_costs_no_more_memory_than_a_clean_file(tmp_path):
+    # a 2,000-character cell once made every row of the column a 2,000-character fixed-width string
+    n_rows = 20_000
+    clean = write(tmp_path, "gaze.csv", _long_gaze(n_rows))
+    bad = write(tmp_path, "gaze_bad.csv", _long_gaze(n_rows, n_rows - 1, "1" * 2000))
+    peaks = []
+    for path in (clean, bad):
+        tracemalloc.start()
+        try:
+            read_table(path, GAZE)
+        except DensePoseGazeError:
+            pass
+        peaks.append(tracemalloc.get_traced_memory()[1])
+        tracemalloc.stop()
+    assert peaks[1] < 2 * peaks[0] + 1_000_000, peaks
+
+
+def test_number_out_of_float_range_is_refused(tmp_path):
+    path = write(tmp_path, "gaze.csv", f"timestamp [ns],gaze x [px],gaze y [px]\n{TS},1e400,2\n")
+    with pytest.raises(DensePoseGazeError, match=r"'gaze x \[px\]' of gaze\.csv .*'1e400' \(data row 1\), out of"):
+        read_table(path, GAZE)
+
+
+def test_stray_quotes_that_would_swallow_rows_are_refused_naming_row_and_column(tmp_path):
+    rows = [f'{TS + i},name {i},type' for i in range(400)]
+    rows[3] = f'{TS + 3},"name 3,type'  # the quote opened here closes only 100 lines further on
+    rows[103] = f'{TS + 103},name 103",type'
+    path = write(tmp_path, "events.csv", "timestamp [ns],name,type\n" + "\n".join(rows) + "\n")
+    with pytest.raises(DensePoseGazeError, match=r"events\.csv .*data row 4 \(line 5\), column 'name'.*101 lines"):
+        read_table(path, EVENTS)
+
+
+def test_a_quote_that_never_closes_is_refused(tmp_path):
+    path = write(tmp_path, "events.csv", f'timestamp [ns],name\n{TS},"start\n{TS + 1},end\n')
+    with pytest.raises(DensePoseGazeError, match=r"double quote in data row 1 \(line 2\), column 'name'"):
+        read_table(path, EVENTS)
+
+
+def test_quoted_commas_in_text_are_read(tmp_path):
+    path = write(tmp_path, "events.csv", f'timestamp [ns],name\n{TS},"start, of ""trial"""\n')
+    assert read_table(path, EVENTS).table["name"].tolist() == ['start, of "trial"']
+
+
+def test_nul_bytes_are_refused_naming_the_line(tmp_path):
+    path = tmp_path / "world_timestamps.csv"
+    path.write_bytes(f"{WT_HEADER}\ns,r,{TS}\ns,r,1\0\n".encode())
+    with pytest.raises(DensePoseGazeError, match=r"world_timestamps\.csv .*NUL byte on line 3"):
+        read_table(path, WORLD_TIMESTAMPS)
+
+
+def test_utf16_file_is_refused_as_not_utf8_text(tmp_path):
+    path = write(tmp_path, "world_timestamps.csv", f"{WT_HEADER}\ns,r,{TS}\n", encoding="utf-16")
+    with pytest.raises(DensePoseGazeError, match=r"world_timestamps\.csv .*(NUL byte|not UTF-8)"):
+        read_table(path, WORLD_TIMESTAMPS)
+
+
+def test_short_rows_are_left_out_with_a_warning_naming_them(tmp_path):
+    path = write(tmp_path, "world_timestamps.csv", f"{WT_HEADER}\ns,r,{TS}\ns,r\ns,r,{TS + 2}\n\ns\n")
+    result = read_table(path, WORLD_TIMESTAMPS)
+    assert result.table["timestamp [ns]"].tolist() == [TS, TS + 2]
+    (warning,) = result.warnings
+    assert "world_timestamps.csv" in warning and "2 data row(s)" in warning
+    assert "data row 2 (line 3), 4 (line 6)" in warning
+
+
+@pytest.mark.parametrize("last", [f"s,r,{TS + 1}"[:-3], f"s,r,{TS + 1}", "s,"])
+def test_a_cut_last_line_is_left_out_with_a_warning(tmp_path, last):
+    path = write(tmp_path, "world_timestamps.csv", f"{WT_HEADER}\ns,r,{TS}\n{last}")
+    result = read_table(path, WORLD_TIMESTAMPS)
+    assert result.table["timestamp [ns]"].tolist() == [TS]  # never the cut value 17000000001234567
+    (warning,) = result.warnings
+    assert "ends inside data row 2" in warning and "cut" in warning
+
+
+def test_blank_lines_are_skipped_as_before(tmp_path):
+    path = write(tmp_path, "world_timestamps.csv", f"\n{WT_HEADER}\n\ns,r,{TS}\n   \ns,r,{TS + 1}\n\n")
+    result = read_table(path, WORLD_TIMESTAMPS)
+    assert result.table["timestamp [ns]"].tolist() == [TS, TS + 1] and result.warnings == []
+
+
+def test_a_clean_20_minute_gaze_file_reads_in_seconds(tmp_path):
+    path = write(tmp_path, "gaze.csv", _long_gaze(240_000))
+    started = time.perf_counter()
+    assert len(read_table(path, GAZE).table) == 240_000
+    assert time.perf_counter() - started < 30  # about 1.5 s on a laptop core; generous for loaded CI

@@ -100,6 +100,16 @@ def test_person_ids_round_trip_through_the_store_atomically(tmp_path):
     pd.testing.assert_frame_equal(reopened.person_ids(), table)
 
 
+def test_link_store_counts_a_processed_frame_without_people_as_a_miss(tmp_path):
+    store = make_store(tmp_path)
+    write(store, 0, [(0, 0, 5, 5)])
+    write(store, 1, [])  # processed, nobody found
+    write(store, 3, [(0, 0, 5, 5)])  # frame 2 was never processed: not a step
+    assert ids(link_store(store, max_missed=0, write=False)) == [(0, 1, 1), (3, 1, 2)]
+    assert ids(link_store(store, max_missed=1, write=False)) == [(0, 1, 1), (3, 1, 1)]
+    assert store.person_ids() is None  # write=False writes nothing
+
+
 def test_stored_ids_of_a_rerun_frame_are_dropped(tmp_path):
     store = make_store(tmp_path)
     write(store, 0, [(0, 0, 5, 5)])

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from .durable import atomic_path
 from .errors import DensePoseGazeError
 from .parts import PART_NAMES, part_color
 
@@ -94,16 +95,14 @@ def _save(fig, stem: Path) -> dict[str, Path]:
     from matplotlib import rc_context
 
     written = {}
-    try:
-        # no date and fixed element ids: the same figure gives the same file (diffable, reproducible)
-        with rc_context({"svg.hashsalt": "napari-densepose-gaze"}):
-            for ext in ("png", "svg"):
-                path = stem.with_name(f"{stem.name}.{ext}")
-                fig.savefig(path, dpi=150 if ext == "png" else None, bbox_inches="tight", facecolor="white",
-                            metadata={"Date": None} if ext == "svg" else None)
-                written[ext] = path
-    except OSError as exc:
-        raise DensePoseGazeError(f"Cannot write the figure {stem}: {exc}. Choose a folder you can write to.") from exc
+    # no date and fixed element ids: the same figure gives the same file (diffable, reproducible)
+    with rc_context({"svg.hashsalt": "napari-densepose-gaze"}):
+        for ext in ("png", "svg"):
+            path = stem.with_name(f"{stem.name}.{ext}")
+            with atomic_path(path, what="the figure") as tmp:  # the format is named: the temporary name has none
+                fig.savefig(tmp, format=ext, dpi=150 if ext == "png" else None, bbox_inches="tight",
+                            facecolor="white", metadata={"Date": None} if ext == "svg" else None)
+            written[ext] = path
     return written
 
 

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 
 from .errors import DensePoseGazeError
-from .gaze import assign_frames, fixations_to_frames, gaze_samples
+from .gaze import assign_frames
 
 if TYPE_CHECKING:
     from .recording import Recording
@@ -39,15 +39,6 @@ class FrameSelection:
         """Plain values, for the results store's metadata."""
         return asdict(self)
 
-    def describe(self) -> str:
-        parts = {"all": "all frames", "gaze": "frames with valid gaze", "fixations": "one frame per fixation"}
-        text = parts[self.mode] if self.step == 1 or self.mode != "all" else f"every {self.step}th frame"
-        if self.start is not None or self.stop is not None:
-            text += f", frames {self.start or 0}..{'end' if self.stop is None else self.stop - 1}"
-        if self.start_event or self.end_event:
-            text += f", between events {self.start_event or 'start'!r} and {self.end_event or 'end'!r}"
-        return text
-
 
 def select_frames(recording: Recording, selection: FrameSelection = FrameSelection()) -> np.ndarray:
     """Frame indices (sorted, unique, int64) the selection picks in ``recording``."""
@@ -59,11 +50,10 @@ def select_frames(recording: Recording, selection: FrameSelection = FrameSelecti
     if selection.mode == "all":
         return np.arange(first, stop, selection.step, dtype=np.int64)
     if selection.mode == "gaze":
-        samples = gaze_samples(recording)
+        samples = recording.gaze_samples
         frames = samples.loc[samples["valid"], "frame"].to_numpy(dtype=np.int64)
     else:
-        fixations = fixations_to_frames(recording)
-        frames = fixations["midpoint frame"].to_numpy(dtype=np.int64)
+        frames = recording.fixation_frames()["midpoint frame"].to_numpy(dtype=np.int64)
     frames = np.unique(frames)
     return frames[(frames >= first) & (frames < stop)]
 

@@ -3,19 +3,15 @@
 A sample belongs to the frame shown at its time: the last frame whose timestamp
 is <= the sample's. Each sample is flagged with why it cannot count as a look at
 the scene (not worn, in a blink, outside the image, NaN, before the first or
-after the last frame); ``valid`` is none of those. The functions that do the work
-take arrays and DataFrames; those taking a :class:`Recording` only unpack it.
+after the last frame); ``valid`` is none of those. Everything here takes arrays
+and DataFrames; :class:`~napari_densepose_gaze.recording.Recording` applies it
+to a recording (and keeps its flagged samples).
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import numpy as np
 import pandas as pd
-
-if TYPE_CHECKING:
-    from .recording import Recording
 
 __all__ = [
     "FLAG_COLUMNS",
@@ -23,11 +19,8 @@ __all__ = [
     "frames_in_order",
     "in_intervals",
     "flag_gaze",
-    "gaze_samples",
     "aggregate_per_frame",
-    "per_frame_gaze",
     "fixation_frames",
-    "fixations_to_frames",
 ]
 
 FLAG_COLUMNS = ("not worn", "in blink", "outside frame", "nan", "before first frame", "after last frame")
@@ -146,17 +139,6 @@ def flag_gaze(
     return out
 
 
-def gaze_samples(recording: Recording) -> pd.DataFrame:
-    """The recording's gaze samples with their frame and flags (see :func:`flag_gaze`)."""
-    return flag_gaze(
-        recording.gaze,
-        recording.frame_timestamps,
-        recording.frame_size,
-        recording.blinks,
-        frame_in_order=recording.frame_in_order,
-    )
-
-
 def aggregate_per_frame(samples: pd.DataFrame, frame_timestamps: np.ndarray) -> pd.DataFrame:
     """One row per frame that has samples: the mean of its valid samples and its fixation.
 
@@ -209,11 +191,6 @@ def _majority_fixation(samples: pd.DataFrame) -> pd.Series:
     return best.where(best >= 0).astype("Int64")
 
 
-def per_frame_gaze(recording: Recording) -> pd.DataFrame:
-    """One row per frame with samples (see :func:`aggregate_per_frame`): where the wearer looked on it."""
-    return aggregate_per_frame(gaze_samples(recording), recording.frame_timestamps)
-
-
 def fixation_frames(
     fixations: pd.DataFrame, frame_timestamps: np.ndarray, *, frame_in_order: np.ndarray | None = None
 ) -> pd.DataFrame:
@@ -225,8 +202,3 @@ def fixation_frames(
     for name, ts in (("start frame", start), ("end frame", end), ("midpoint frame", middle)):
         out[name] = assign_frames(ts, frame_timestamps, frame_in_order=frame_in_order)[0]
     return out
-
-
-def fixations_to_frames(recording: Recording) -> pd.DataFrame:
-    """Each fixation of the recording with the frames at its start, end and midpoint."""
-    return fixation_frames(recording.fixations, recording.frame_timestamps, frame_in_order=recording.frame_in_order)

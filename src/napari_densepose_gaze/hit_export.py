@@ -2,45 +2,59 @@
 
 :func:`export_hit_tables` writes one CSV per table of a
 :class:`~napari_densepose_gaze.hits.HitTables` (names in :data:`FILE_NAMES`,
-columns in :data:`COLUMNS`) and ``hit_settings.json``.
+columns in :data:`~napari_densepose_gaze.hits.schema.COLUMNS`) and ``hit_settings.json``.
 
 :func:`write_peer_files` writes what the peer tool, pupil-labs/densepose-module
-(``pl-densepose``), writes, so its users can switch:
+(``pl-densepose``), writes into its output folder, under its names, so its
+users can switch and compare (docs/switching_from_densepose_module.md):
 
-- ``densepose.csv``: one row per video frame: ``frames``, ``pts``,
+- ``densepose.csv``: one row per video frame of the processed section (from
+  the first to the last frame with results, as the peer writes only the frames
+  between its ``--start`` and ``--end`` events): ``frames``, ``pts``,
   ``timestamp [ns]``, then the columns of ``gaze.csv`` of the gaze sample
   nearest in time to the frame (:func:`pandas.merge_asof`, like the peer), then
   ``densepose``: the parts within the hit radius of that gaze point on that
   frame, upper-case names joined by ", " in id order, ``BACKGROUND`` first when
-  background lies within the radius too.
+  background lies within the radius too; then ``closest_annotation``: the
+  name of the event nearest in time to the frame (the first such event on a tie).
 - ``parts_count.csv``: ``part``, ``count``: on how many frames each part was
-  listed, most first, background left out.
+  listed, most first, ties in the order the parts first appear, background left out.
+- ``gazemap.png``: the body map (our dwell-time heatmap,
+  :func:`~napari_densepose_gaze.figures.body_heatmap`), and with
+  ``peer_video=True`` ``densepose.mp4``: the overlay video
+  (:func:`~napari_densepose_gaze.render.render_overlay`).
 
 Differences from the peer, on purpose: the peer tests 360 points on a circle
-of 50 px around the gaze point; we take every pixel within the hit radius (the
-disc, centre included). A sample that is not worn, in a blink, outside the
-image or NaN lists ``BACKGROUND`` only (nothing was looked at); a frame the
-results store has not processed has an empty ``densepose``.
+of 50 px around the gaze point, never the point itself; we take every pixel
+within the hit radius (the disc, centre included). A sample that is not worn,
+in a blink, outside the image or NaN lists ``BACKGROUND`` only (nothing was
+looked at); a frame of the section the results store has not processed has an
+empty ``densepose``.
 """
 
 from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
+from .durable import atomic_path, atomic_write
 from .errors import DensePoseGazeError
 from .hits import HitTables, look_up
+from .hits.lookup import processed_mask
+from .hits.schema import COLUMNS, documented_order
 
 if TYPE_CHECKING:
     from .recording import Recording
     from .store import ResultsStore
 
-__all__ = ["FILE_NAMES", "COLUMNS", "PEER_PART_NAMES", "export_hit_tables", "write_peer_files", "export_recording_hits"]
+__all__ = ["FILE_NAMES", "PEER_PART_NAMES", "PEER_FILES", "export_hit_tables", "write_peer_files",
+           "export_recording_hits", "peer_frames", "peer_counts"]
 
 #: table name -> CSV file name
 FILE_NAMES = {
@@ -54,74 +68,12 @@ FILE_NAMES = {
 SETTINGS_FILE = "hit_settings.json"
 PEER_FRAMES_FILE = "densepose.csv"
 PEER_COUNTS_FILE = "parts_count.csv"
-
-_SUMMARY = {
-    "samples": "tolerant hits (assessed samples) on it",
-    "dwell time [s]": "summed duration of those samples, seconds",
-    "fixations": "fixations whose majority part is on it",
-    "first hit timestamp [ns]": "time of its first hit sample (UTC ns; empty if never hit)",
-    "first hit [s]": "seconds from the first video frame to its first hit",
-    "share of worn time": "dwell time / worn time on processed frames",
-}
-_MAJORITY = {
-    "part id": "majority tolerant-hit part of the assessed samples (0 background; empty if none assessed)",
-    "part": "its name",
-    "group": "its coarse group",
-    "share": "its count / assessed samples",
-    "person id": "stable id of the majority person on that part",
-    "distance [px]": "mean distance of the samples on that part (0 on the part)",
-}
-#: table name -> {column: meaning}; the columns each CSV has first (gaze.csv's own columns follow in gaze_hits.csv)
-COLUMNS: dict[str, dict[str, str]] = {
-    "samples": {
-        "timestamp [ns]": "gaze sample time (UTC ns)",
-        "gaze x [px]": "gaze point, scene video pixels from the left edge",
-        "gaze y [px]": "gaze point, pixels from the top edge",
-        "frame": "scene video frame shown at the sample (-1: none)",
-        "sample duration [ns]": "time to the next sample, capped (dwell-time weight)",
-        "not worn": "flag", "in blink": "flag", "outside frame": "flag", "nan": "flag",
-        "before first frame": "flag", "after last frame": "flag",
-        "valid": "none of the flags",
-        "frame processed": "the frame has DensePose results",
-        "assessed": "valid and on a processed frame: looked up",
-        "status": "first reason not to look up, or on part / near part / no part",
-        "radius [px]": "hit radius around this gaze point, pixels",
-        "part id": "part under the gaze point (0 background; empty if not assessed)",
-        "part": "its name", "group": "its coarse group",
-        "person": "detection index of that pixel on its frame",
-        "person id": "stable person id of that pixel",
-        "hit part id": "tolerant hit: part on or nearest within the radius (0: none)",
-        "hit part": "its name", "hit group": "its coarse group",
-        "hit person": "detection index of the hit pixel", "hit person id": "its stable person id",
-        "distance [px]": "gaze point to the hit pixel's centre (0 on a part; empty: no hit)",
-        "hit x [px]": "centre of the hit pixel (col + 0.5)", "hit y [px]": "centre of the hit pixel (row + 0.5)",
-        "parts in radius": "ids of all labels within the radius, ';'-separated",
-    },
-    "frames": {
-        "frame": "video frame index",
-        "timestamp [ns]": "frame time (UTC ns)",
-        "gaze x [px]": "mean of the frame's valid samples", "gaze y [px]": "mean of the frame's valid samples",
-        "samples": "gaze samples on the frame", "valid samples": "of those, valid",
-        "processed": "the frame has DensePose results",
-        "assessed samples": "valid samples on a processed frame",
-        "hit samples": "assessed samples with a tolerant hit",
-        **{k: v for k, v in _MAJORITY.items() if k != "person id"},
-        "person": "detection index of the majority person",
-        "person id": _MAJORITY["person id"],
-    },
-    "fixations": {
-        "fixation id": "as in fixations.csv",
-        "start timestamp [ns]": "as in fixations.csv", "end timestamp [ns]": "as in fixations.csv",
-        "duration [ms]": "as in fixations.csv",
-        "fixation x [px]": "as in fixations.csv", "fixation y [px]": "as in fixations.csv",
-        "start frame": "frame at the start", "end frame": "frame at the end",
-        "samples": "gaze samples of the fixation", "assessed samples": "of those, assessed",
-        **_MAJORITY,
-    },
-    "parts": {"part id": "DensePose part id 1..24", "part": "name", "group": "coarse group", **_SUMMARY},
-    "groups": {"group": "coarse group (head, torso, hands, arms, legs, feet with sides)", **_SUMMARY},
-    "persons": {"person id": "stable person id (empty: a hit pixel without detection)", **_SUMMARY},
-}
+PEER_BODY_MAP_FILE = "gazemap.png"
+_EVENT_CHUNK = 4096  # frames per step of the nearest-event search
+PEER_VIDEO_FILE = "densepose.mp4"
+#: what each peer file is -> its name, as the peer writes it
+PEER_FILES = {"densepose": PEER_FRAMES_FILE, "parts_count": PEER_COUNTS_FILE, "gazemap": PEER_BODY_MAP_FILE,
+              "video": PEER_VIDEO_FILE}
 
 #: DensePose part id -> the peer tool's name (its PartsDefinition enum)
 PEER_PART_NAMES = {
@@ -152,22 +104,9 @@ def _folder(folder: str | os.PathLike[str]) -> Path:
 
 
 def _write_csv(table: pd.DataFrame, path: Path) -> None:
-    """Write via a temporary file and rename, so a reader never sees half a table."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
+    """Write durably (temporary file, then rename), so a reader never sees half a table."""
+    with atomic_path(path, what="the table") as tmp:
         table.to_csv(tmp, index=False)
-        os.replace(tmp, path)
-    except OSError as exc:
-        raise DensePoseGazeError(
-            f"Cannot write {path}: {exc}. Close it in other programs or choose another folder."
-        ) from exc
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def _ordered(name: str, table: pd.DataFrame) -> pd.DataFrame:
-    documented = [c for c in COLUMNS[name] if c in table]
-    return table[documented + [c for c in table.columns if c not in COLUMNS[name]]]
 
 
 def export_hit_tables(tables: HitTables, folder: str | os.PathLike[str]) -> dict[str, Path]:
@@ -176,16 +115,17 @@ def export_hit_tables(tables: HitTables, folder: str | os.PathLike[str]) -> dict
     written: dict[str, Path] = {}
     for name, table in tables.tables().items():
         target = path / FILE_NAMES[name]
-        _write_csv(_ordered(name, table), target)
+        _write_csv(documented_order(name, table), target)
         written[name] = target
     settings = {
         "radius": tables.settings.radius,
         "unit": tables.settings.unit,
         "max_gap_ms": tables.settings.max_gap_ms,
-        "start timestamp [ns]": int(tables.context.get("start_ns", 0)),
+        "start timestamp [ns]": int(tables.context.start_ns),
     }
     settings_path = path / SETTINGS_FILE
-    settings_path.write_text(json.dumps(settings, indent=2) + "\n", encoding="utf-8")
+    with atomic_write(settings_path, what="the hit settings") as f:
+        f.write(json.dumps(settings, indent=2) + "\n")
     written["settings"] = settings_path
     return written
 
@@ -197,14 +137,17 @@ def peer_frames(
     processed: Any,
     *,
     pts: np.ndarray | None = None,
+    events: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """The rows of the peer's ``densepose.csv`` (see the module docstring)."""
-    frame_ts = np.asarray(tables.context["frame_timestamps"], dtype=np.int64)
+    frame_ts = np.asarray(tables.context.frame_timestamps, dtype=np.int64)
     n_frames = min(len(frame_ts), labels.shape[0])
+    done = np.flatnonzero(processed_mask(processed, labels.shape[0])[:n_frames])
+    section = np.arange(done[0], done[-1] + 1, dtype=np.int64) if done.size else np.zeros(0, dtype=np.int64)
     video = pd.DataFrame({
-        "frames": np.arange(n_frames, dtype=np.int64),
-        "pts": pd.array(pts[:n_frames] if pts is not None else [pd.NA] * n_frames, dtype="Int64"),
-        "timestamp [ns]": frame_ts[:n_frames],
+        "frames": section,
+        "pts": pd.array(pts[section] if pts is not None else [pd.NA] * len(section), dtype="Int64"),
+        "timestamp [ns]": frame_ts[section],
     })
     samples = tables.samples
     keep = ["timestamp [ns]", *[c for c in _GAZE_COLUMNS if c in samples],
@@ -214,16 +157,13 @@ def peer_frames(
     # merge_asof needs both sides sorted by time; frames with a repeated or
     # backward timestamp are sorted in, then every row goes back to its place
     order = np.argsort(video["timestamp [ns]"].to_numpy(), kind="stable")
-    if len(gaze):
+    if len(gaze) and len(video):
         merged = pd.merge_asof(video.iloc[order], gaze, on="timestamp [ns]", direction="nearest")
         merged.index = order
         merged = merged.sort_index()
     else:
         merged = video.assign(_valid=False, _radius=np.nan)
-    processed_mask = np.zeros(labels.shape[0], dtype=bool)
-    processed_ids = np.asarray(processed if processed is not None else [], dtype=np.int64)
-    processed_mask[processed_ids[(processed_ids >= 0) & (processed_ids < labels.shape[0])]] = True
-    on_processed = processed_mask[merged["frames"].to_numpy()]
+    on_processed = processed_mask(processed, labels.shape[0])[merged["frames"].to_numpy()]
     valid = merged["_valid"].fillna(False).to_numpy(dtype=bool)
     text = np.full(len(merged), None, dtype=object)
     text[on_processed & ~valid] = PEER_PART_NAMES[0]
@@ -240,18 +180,38 @@ def peer_frames(
         for k, ids in zip(todo, found["in_radius"]):
             text[k] = ", ".join(PEER_PART_NAMES[int(i)] for i in ids.split(";"))
     merged["densepose"] = text
+    merged["closest_annotation"] = _closest_event(merged["timestamp [ns]"].to_numpy(dtype=np.int64), events)
     return merged.drop(columns=["_valid", "_radius"]).reset_index(drop=True)
 
 
+def _closest_event(times: np.ndarray, events: pd.DataFrame | None) -> np.ndarray:
+    """The name of the event nearest in time to each of ``times`` (the first in the table on a tie)."""
+    out = np.full(len(times), None, dtype=object)
+    if events is None or not len(events) or not len(times):
+        return out
+    event_ts = events["timestamp [ns]"].to_numpy(dtype=np.int64)
+    names = events["name"].astype(object).to_numpy()
+    for start in range(0, len(times), _EVENT_CHUNK):  # a frames x events matrix, a chunk of frames at a time
+        chunk = times[start:start + _EVENT_CHUNK]
+        distance = np.abs(event_ts[None, :] - chunk[:, None])
+        out[start:start + len(chunk)] = names[np.argmin(distance, axis=1)]  # argmin: the first on a tie
+    return out
+
+
 def peer_counts(frames: pd.DataFrame) -> pd.DataFrame:
-    """The peer's ``parts_count.csv``: frames per part name, most first (ties in id order), no background."""
-    order = {name: part for part, name in PEER_PART_NAMES.items()}
-    names = [n.strip() for text in frames["densepose"].dropna() for n in str(text).split(",")]
-    counts = pd.Series([n for n in names if n and n != PEER_PART_NAMES[0]], dtype=object).value_counts()
-    table = pd.DataFrame({"part": counts.index.astype(object), "count": counts.to_numpy(dtype=np.int64)})
-    table["_id"] = table["part"].map(order)
-    table = table.sort_values(["count", "_id"], ascending=[False, True], kind="stable")
-    return table[["part", "count"]].reset_index(drop=True)
+    """The peer's ``parts_count.csv``: frames per part name, most first, ties in order of first appearance.
+
+    The peer counts into a dict (insertion order) and sorts it stably by count;
+    background is left out.
+    """
+    counts: dict[str, int] = {}
+    for text in frames["densepose"].dropna():
+        for name in (n.strip() for n in str(text).split(",")):
+            if name and name != PEER_PART_NAMES[0]:
+                counts[name] = counts.get(name, 0) + 1
+    ordered = sorted(counts.items(), key=lambda item: item[1], reverse=True)
+    return pd.DataFrame({"part": pd.Series([p for p, _ in ordered], dtype=object),
+                         "count": pd.Series([c for _, c in ordered], dtype=np.int64)})
 
 
 def write_peer_files(
@@ -262,13 +222,33 @@ def write_peer_files(
     processed: Any,
     *,
     pts: np.ndarray | None = None,
+    events: pd.DataFrame | None = None,
+    body_map: bool = False,
 ) -> dict[str, Path]:
-    """Write ``densepose.csv`` and ``parts_count.csv`` like pupil-labs/densepose-module."""
+    """Write ``densepose.csv`` and ``parts_count.csv`` like pupil-labs/densepose-module (and ``gazemap.png``)."""
     path = _folder(folder)
-    frames = peer_frames(tables, labels, persons, processed, pts=pts)
+    frames = peer_frames(tables, labels, persons, processed, pts=pts, events=events)
     _write_csv(frames, path / PEER_FRAMES_FILE)
     _write_csv(peer_counts(frames), path / PEER_COUNTS_FILE)
-    return {"densepose": path / PEER_FRAMES_FILE, "parts_count": path / PEER_COUNTS_FILE}
+    written = {"densepose": path / PEER_FRAMES_FILE, "parts_count": path / PEER_COUNTS_FILE}
+    if body_map:
+        written["gazemap"] = _write_body_map(tables, path / PEER_BODY_MAP_FILE)
+    return written
+
+
+def _write_body_map(tables: HitTables, target: Path) -> Path:
+    """Our body heatmap as one PNG under the peer's name (the figure module writes PNG and SVG side by side)."""
+    import tempfile
+
+    from .figures import body_heatmap
+
+    with tempfile.TemporaryDirectory(dir=target.parent, prefix=".gazemap-") as scratch:
+        drawn = body_heatmap(tables.parts, Path(scratch) / target.stem)
+        try:
+            os.replace(drawn["png"], target)
+        except OSError as exc:
+            raise DensePoseGazeError(f"Cannot write {target}: {exc}. Choose a folder you can write to.") from exc
+    return target
 
 
 def export_recording_hits(
@@ -278,11 +258,27 @@ def export_recording_hits(
     store: ResultsStore,
     *,
     peer: bool = True,
+    peer_video: bool = False,
+    progress: Callable[[int, int], None] | None = None,
+    cancel: Callable[[], bool] | None = None,
 ) -> dict[str, Path]:
-    """Every hit CSV of a recording into ``folder``, with the peer's files unless ``peer=False``."""
+    """Every hit CSV of a recording into ``folder``, with the peer's files unless ``peer=False``.
+
+    The peer's files are ``densepose.csv``, ``parts_count.csv`` and
+    ``gazemap.png``; ``peer_video=True`` adds the overlay video as
+    ``densepose.mp4`` (``progress``/``cancel`` as for
+    :func:`~napari_densepose_gaze.render.render_overlay`).
+    """
     written = export_hit_tables(tables, folder)
     if peer:
         pts = recording.video_reader().pts[: recording.n_frames]
         written.update(write_peer_files(tables, folder, store.labels, store.persons, store.processed_frames(),
-                                        pts=pts))
+                                        pts=pts, events=recording.events, body_map=True))
+        if peer_video:
+            from .render import render_overlay
+
+            video = render_overlay(recording, store, tables, Path(folder).expanduser() / PEER_VIDEO_FILE,
+                                   progress=progress, cancel=cancel)
+            if video is not None:
+                written["video"] = video
     return written

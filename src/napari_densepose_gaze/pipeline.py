@@ -6,6 +6,12 @@ and a writer thread compresses and stores each frame's maps. The queues between
 them are bounded (a few batches), so memory stays flat however long the video.
 Frames already processed are skipped, and frames a person corrected are left
 alone unless asked, so a killed or cancelled run resumes where it stopped.
+A run that wrote frames links the people from frame to frame once and stores
+their stable ids with the results, so that every later hit computation reuses them.
+
+A run is set up from two things: :class:`ModelSettings`, what defines the
+results (kept in the store's metadata, so a resumed run must match them), and
+:class:`RunOptions`, what only steers this run.
 """
 
 from __future__ import annotations
@@ -23,12 +29,14 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 
 from . import __version__
+from .engine.defaults import DEFAULT_MODEL, DEFAULT_SCORE_THRESHOLD, MIN_SIZE_TEST, default_max_input_size
 from .errors import DensePoseGazeError
+from .frame_selection import FrameSelection, select_frames
 from .store import ResultsStore
+from .tracking import link_store
 
 if TYPE_CHECKING:
     from .engine.predictor import FrameResult
-    from .frame_selection import FrameSelection
     from .recording import Recording
 
 
@@ -254,7 +262,7 @@ def iter_densepose(
     decoder.start()
     for writer in writers:
         writer.start()
-    cancelled = False
+    cancelled = closed = False
     predicted = 0
     try:
         finished = False
@@ -280,7 +288,7 @@ def iter_densepose(
                     cancelled = True
                     break
             except GeneratorExit:
-                cancelled = True
+                cancelled = closed = True
                 raise
     finally:
         stop_decoding.set()
@@ -289,9 +297,15 @@ def iter_densepose(
         no_more_results.set()  # writers drain what is queued, then stop
         for writer in writers:
             writer.join()
+        if closed and written:  # a closed generator returns nothing, but its frames still get their ids
+            link_store(store)
     for stage in (decoder, *writers):
         if stage.error is not None:
             raise stage.error
+    if written:
+        # Linked over every processed frame, not just this run's: a resumed run
+        # can join tracks across the frames it added.
+        link_store(store)
     return RunSummary(
         selected=len(selected),
         skipped_done=skipped_done,
@@ -324,27 +338,28 @@ def _drain(q: queue.Queue) -> None:
             return
 
 
-def default_max_input_size(input_size: int) -> int:
-    """The longest-edge limit that keeps Detectron2's ratio (1333 for its 800)."""
-    return round(input_size * 1333 / 800)
+@dataclass(frozen=True)
+class ModelSettings:
+    """What defines the results: the model, its weights and how it is run. Kept in each store's metadata."""
+
+    model: str = DEFAULT_MODEL  # zoo config name
+    weights: str | Path | None = None  # a local checkpoint instead of the zoo file of ``model``
+    score_threshold: float = DEFAULT_SCORE_THRESHOLD
+    input_size: int = MIN_SIZE_TEST  # shortest edge the engine resizes frames to
+    max_input_size: int | None = None  # longest edge at most; None: default_max_input_size(input_size)
+    precision: str = "auto"
 
 
 @dataclass(frozen=True)
-class RunSettings:
-    """Everything a DensePose run is set up from; the widget and the command line fill it in."""
+class RunOptions:
+    """What only steers a run: where it computes, which frames, where it writes."""
 
-    model: str = "R_50_FPN_DL_s1x"
-    weights: str | Path | None = None  # a local checkpoint instead of the zoo file of ``model``
     device: str = "auto"
-    precision: str = "auto"
-    score_threshold: float = 0.7
-    batch_size: int | None = None
-    input_size: int = 800  # shortest edge the engine resizes frames to (Detectron2: 800)
-    max_input_size: int | None = None  # longest edge at most; None: Detectron2's ratio (1333 for 800)
+    batch_size: int | None = None  # None: the engine's default for the device
+    selection: FrameSelection = FrameSelection()
     output: str | Path | None = None  # results folder; None: beside the recording
-    selection: FrameSelection | None = None
-    overwrite_edited: bool = False
-    cache_dir: str | Path | None = None
+    overwrite_edited: bool = False  # redo frames corrected by hand (the corrections are lost)
+    cache_dir: str | Path | None = None  # weights cache folder
 
 
 @dataclass
@@ -356,67 +371,74 @@ class PreparedRun:
 
 @dataclass
 class LoadedModel:
-    """An engine loaded from :class:`RunSettings`, reusable for many recordings (see :func:`load_model`)."""
+    """An engine loaded from :class:`ModelSettings`, reusable for many recordings (see :func:`load_model`)."""
 
     predictor: FramePredictor
-    settings: RunSettings  # what it was loaded from; its model fields go into each store's metadata
+    settings: ModelSettings  # what it was loaded from; each store's metadata records it
     name: str  # zoo config name
     weights: Path  # the checkpoint file
     checkpoint_sha256: str
 
 
 def load_model(
-    settings: RunSettings, *, download_progress: Callable[[int, int], None] | bool = True
+    model: ModelSettings,
+    options: RunOptions = RunOptions(),
+    *,
+    download_progress: Callable[[int, int], None] | bool = True,
 ) -> LoadedModel:
     """Resolve the weights (downloading them if needed) and load the engine once."""
     from .engine.predictor import Predictor
     from .engine.weights import file_sha256, resolve_weights
     from .engine.zoo import get_config
 
-    cfg = get_config(settings.model)
-    max_size = settings.max_input_size or default_max_input_size(settings.input_size)
-    path = resolve_weights(settings.weights or cfg, cache_dir=settings.cache_dir, progress=download_progress)
+    cfg = get_config(model.model)
+    path = resolve_weights(model.weights or cfg, cache_dir=options.cache_dir, progress=download_progress)
     predictor = Predictor(
         cfg,
         weights=path,
-        device=settings.device,
-        precision=settings.precision,
-        score_threshold=settings.score_threshold,
-        batch_size=settings.batch_size,
-        min_size=settings.input_size,
-        max_size=max_size,
+        device=options.device,
+        precision=model.precision,
+        score_threshold=model.score_threshold,
+        batch_size=options.batch_size,
+        min_size=model.input_size,
+        max_size=model.max_input_size or default_max_input_size(model.input_size),
     )
-    return LoadedModel(predictor, settings, cfg.name, Path(path), file_sha256(path))
+    return LoadedModel(predictor, model, cfg.name, Path(path), file_sha256(path))
 
 
 def prepare_run(
     recording: Recording,
-    settings: RunSettings,
+    model: ModelSettings,
+    options: RunOptions = RunOptions(),
     *,
     download_progress: Callable[[int, int], None] | bool = True,
-    model: LoadedModel | None = None,
+    loaded: LoadedModel | None = None,
+    frames: np.ndarray | None = None,
 ) -> PreparedRun:
-    """Select frames, load the engine (unless ``model`` is given: one per batch of recordings), open the store.
+    """Select the frames, load the engine (unless ``loaded``: one for a batch of recordings), open the store.
 
-    With ``model``, the model fields of ``settings`` are ignored: those the model was loaded with count.
+    ``frames``, if given, are what ``select_frames(recording, options.selection)``
+    returned to a caller that had to check the selection before loading a model
+    itself; otherwise the frames are selected here, also before the model loads,
+    so that a bad selection fails fast.
     """
-    from .frame_selection import FrameSelection, select_frames
-
-    selection = settings.selection or FrameSelection()
-    frames = select_frames(recording, selection)  # a bad selection fails before the model loads
-    if model is None:
-        model = load_model(settings, download_progress=download_progress)
-    predictor = model.predictor
+    if loaded is not None and loaded.settings != model:
+        raise ValueError(f"the loaded model was loaded from {loaded.settings}, not from {model}")
+    if frames is None:
+        frames = select_frames(recording, options.selection)
+    if loaded is None:
+        loaded = load_model(model, options, download_progress=download_progress)
+    predictor = loaded.predictor
     metadata = run_metadata(
         recording,
-        model=model.name,
-        checkpoint_sha256=model.checkpoint_sha256,
-        score_threshold=model.settings.score_threshold,
+        model=loaded.name,
+        checkpoint_sha256=loaded.checkpoint_sha256,
+        score_threshold=model.score_threshold,
         device=str(predictor.device),
-        selection=selection,
+        selection=options.selection,
         precision=str(predictor.dtype).removeprefix("torch."),
         input_size=[predictor.min_size, predictor.max_size],
-        weights_file=model.weights.name,
+        weights_file=loaded.weights.name,
     )
-    store = open_store_for_run(recording, settings.output, metadata)
+    store = open_store_for_run(recording, options.output, metadata)
     return PreparedRun(predictor, store, frames)

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from .durable import atomic_path
 from .errors import DensePoseGazeError
 from .parts import color_lut
 
@@ -109,8 +110,8 @@ def _draw_gaze(rgb: np.ndarray, row: pd.Series | None, lut: np.ndarray) -> None:
                     cv2.LINE_AA)
 
 
-def _tmp_path(path: Path) -> Path:
-    return path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix}")
+#: file suffix -> the FFmpeg muxer that writes it (named, since the temporary file's name says nothing)
+CONTAINERS = {".mp4": "mp4", ".mov": "mov", ".mkv": "matroska"}
 
 
 def render_overlay(
@@ -145,6 +146,11 @@ def render_overlay(
     out_path = Path(out_path).expanduser()
     if not out_path.suffix:
         out_path = out_path.with_suffix(".mp4")
+    container = CONTAINERS.get(out_path.suffix.lower())
+    if container is None:
+        raise DensePoseGazeError(
+            f"Cannot write the overlay video {out_path}: give a name ending in {', '.join(CONTAINERS)}."
+        )
     try:
         out_path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -159,10 +165,9 @@ def render_overlay(
     processed[done_frames[done_frames < n_frames]] = True
     overlays = frame_overlays(tables)
     lut = color_lut()
-    tmp = _tmp_path(out_path)
-    finished = False
     try:
-        with av.open(str(recording.video_path)) as source, av.open(str(tmp), mode="w") as target:
+        with atomic_path(out_path, what="the overlay video") as tmp, av.open(str(recording.video_path)) as source, \
+                av.open(str(tmp), mode="w", format=container) as target:
             video = target.add_stream("libx264", rate=Fraction(fps).limit_denominator(1001),
                                       options={"crf": str(int(crf)), "preset": preset})
             # even sizes for yuv420p; an odd last row/column is cropped
@@ -177,7 +182,7 @@ def render_overlay(
             last_pts = None
             for i, rgb in reader.iter_frames(stop=n_frames):
                 if cancel is not None and cancel():
-                    return None
+                    raise _Cancelled
                 if processed[i]:
                     labels, _ = store.read_frame(i)
                     rgb = _blend(rgb, np.asarray(labels), lut, alpha)
@@ -193,15 +198,16 @@ def render_overlay(
                     progress(i + 1, n_frames)
             target.mux(video.encode(None))
             pending.copy_until(math.inf)
-        os.replace(tmp, out_path)
-        finished = True
+    except _Cancelled:  # raised, not returned: leaving the block normally would keep the partial video
+        return None
     except (av.error.FFmpegError, OSError) as exc:
         raise DensePoseGazeError(f"Cannot write the overlay video {out_path}: {exc}. "
-                                 "Check the folder is writable and the name ends in .mp4 or .mkv.") from exc
-    finally:
-        if not finished:
-            tmp.unlink(missing_ok=True)
+                                 "Check the folder is writable and has free space.") from exc
     return out_path
+
+
+class _Cancelled(Exception):
+    """The user cancelled the rendering."""
 
 
 class _AudioCopy:

@@ -17,7 +17,9 @@ follows each person through the processed frames:
 - A track stays live while it has been missed on at most ``max_missed``
   consecutive processed frames; after that its person gets a new id if seen again.
 
-Ids are stored with the results by :meth:`ResultsStore.write_person_ids`.
+Ids are stored with the results by :meth:`ResultsStore.write_person_ids`:
+:func:`link_store` does both, and the pipeline calls it after every run that
+wrote frames, so that hit computations read the ids instead of linking again.
 """
 
 from __future__ import annotations

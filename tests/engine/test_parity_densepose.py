@@ -15,6 +15,7 @@ import pytest
 import torch
 
 from napari_densepose_gaze.engine.chart import chart_result, chart_results, int_box_xywh, paste_charts
+from napari_densepose_gaze.engine.checkpoint import read_checkpoint
 from napari_densepose_gaze.engine.densepose_head import (
     ChartPredictor,
     DensePoseOutput,
@@ -91,12 +92,12 @@ def test_predictor_end_to_end_matches_reference(parity_case, parity_checkpoint):
     assert ((result.part_map > 0) == (result.person_map > 0)).all()
 
 
-def test_predictor_batch_of_two_frame_sizes_matches_reference(parity_case_for, parity_model_for):
+def test_predictor_batch_of_two_frame_sizes_matches_reference(parity_case_for, parity_checkpoint):
     # Neon (800 x 1067 inside the network) and Invisible (800 x 806) frames in one batch:
     # the smaller one is padded to the larger, which must not change its results.
     cases = [parity_case_for("R_50_FPN_DL_s1x", image) for image in ("neon_1600x1200", "invisible_1088x1080")]
     assert cases[0].score_thresh != cases[1].score_thresh  # each case has its own threshold
-    weights = parity_model_for("R_50_FPN_DL_s1x").state_dict()  # a state dict works as well as a path
+    weights = read_checkpoint(parity_checkpoint("R_50_FPN_DL_s1x"))  # a state dict works as well as a path
     threshold = min(c.score_thresh for c in cases)
     # channels_last (the CUDA default) must not change results either.
     predictor = Predictor(cases[0].cfg, weights, device="cpu", score_threshold=threshold, batch_size=2,

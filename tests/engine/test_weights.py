@@ -154,3 +154,81 @@ def test_local_checkpoint_path_is_used_as_is(tmp_path: Path) -> None:
 def test_unknown_model_name_is_refused_with_the_valid_names() -> None:
     with pytest.raises(DensePoseGazeError, match="R_50_FPN_DL_s1x"):
         resolve_weights("R_50_FPN_XL", download=False)
+
+
+# -- the checkpoint's digest is computed once per file version ---------------------------------
+
+
+def _count_hashing(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
+    """Forget the in-process digests and record every full read of a file for hashing."""
+    from napari_densepose_gaze.engine import weights
+
+    monkeypatch.setattr(weights, "_digests", {})
+    calls: list[Path] = []
+    real = weights._sha256_of
+
+    def counting(path: Path) -> str:
+        calls.append(path)
+        return real(path)
+
+    monkeypatch.setattr(weights, "_sha256_of", counting)
+    return calls
+
+
+def test_file_digest_is_cached_beside_the_file_for_later_runs(tmp_path: Path, monkeypatch) -> None:
+    from napari_densepose_gaze.engine import weights
+    from napari_densepose_gaze.engine.weights import digest_path, file_sha256
+
+    path = tmp_path / "model_final.pkl"
+    path.write_bytes(PAYLOAD)
+    calls = _count_hashing(monkeypatch)
+
+    assert file_sha256(path) == hashlib.sha256(PAYLOAD).hexdigest()
+    assert digest_path(path) == tmp_path / "model_final.pkl.sha256"
+    assert digest_path(path).read_text().split()[0] == hashlib.sha256(PAYLOAD).hexdigest()
+    monkeypatch.setattr(weights, "_digests", {})  # a new process
+    assert file_sha256(path) == hashlib.sha256(PAYLOAD).hexdigest()
+    assert calls == [path]
+
+
+def test_file_digest_cache_of_another_file_version_is_recomputed(tmp_path: Path, monkeypatch) -> None:
+    import os
+
+    from napari_densepose_gaze.engine import weights
+    from napari_densepose_gaze.engine.weights import digest_path, file_sha256
+
+    path = tmp_path / "model_final.pkl"
+    path.write_bytes(PAYLOAD)
+    calls = _count_hashing(monkeypatch)
+    file_sha256(path)
+
+    # Same size, new content and mtime: the side file no longer describes it.
+    path.write_bytes(PAYLOAD[::-1])
+    stat = path.stat()
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
+    monkeypatch.setattr(weights, "_digests", {})
+    assert file_sha256(path) == hashlib.sha256(PAYLOAD[::-1]).hexdigest()
+    assert len(calls) == 2
+
+    # A damaged side file is ignored too.
+    digest_path(path).write_text("not a digest")
+    monkeypatch.setattr(weights, "_digests", {})
+    assert file_sha256(path) == hashlib.sha256(PAYLOAD[::-1]).hexdigest()
+    assert len(calls) == 3
+    assert digest_path(path).read_text().split()[0] == hashlib.sha256(PAYLOAD[::-1]).hexdigest()
+
+
+def test_file_digest_in_a_read_only_folder_is_computed_without_a_cache(tmp_path: Path, monkeypatch) -> None:
+    from napari_densepose_gaze import durable
+    from napari_densepose_gaze.engine.weights import digest_path, file_sha256
+
+    path = tmp_path / "model_final.pkl"
+    path.write_bytes(PAYLOAD)
+
+    def refuse(target, what="the file"):
+        raise DensePoseGazeError(f"Cannot write {what} {target}: read-only")
+
+    monkeypatch.setattr(durable, "atomic_path", refuse)
+    calls = _count_hashing(monkeypatch)
+    assert file_sha256(path) == hashlib.sha256(PAYLOAD).hexdigest()
+    assert calls == [path] and not digest_path(path).exists()

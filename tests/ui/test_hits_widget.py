@@ -11,20 +11,19 @@ import pytest
 from napari.utils.colormaps.standardize_color import transform_color
 from qtpy.QtCore import Qt
 
-from napari_densepose_gaze.gaze import per_frame_gaze
-from napari_densepose_gaze.hit_export import COLUMNS, FILE_NAMES
+from napari_densepose_gaze import cli
+from napari_densepose_gaze.hit_export import FILE_NAMES
 from napari_densepose_gaze.hits import default_radius
+from napari_densepose_gaze.hits.colors import NO_PART_COLOR, UNPROCESSED_COLOR
+from napari_densepose_gaze.hits.schema import COLUMNS
 from napari_densepose_gaze.parts import PART_NAMES, part_color
 from napari_densepose_gaze.recording import Recording
 from napari_densepose_gaze.store import ResultsStore
-from napari_densepose_gaze.ui.hits_widget import (
-    NO_PART_COLOR,
-    UNPROCESSED_COLOR,
-    GazeHitsWidget,
-)
+from napari_densepose_gaze.ui import hits_widget
+from napari_densepose_gaze.ui.hits_widget import GazeHitsWidget
+from napari_densepose_gaze.ui.layer_roles import BODY_PARTS, GAZE, PERSONS
 from napari_densepose_gaze.ui.reader import GAZE_COLOR
-from napari_densepose_gaze.ui.recording_layers import recording_layer
-from napari_densepose_gaze.ui.result_layers import BODY_PARTS, PERSONS
+from napari_densepose_gaze.ui.session import find_layer, open_session
 
 PLUGIN = "napari-densepose-gaze"
 HEAD = 23
@@ -35,7 +34,7 @@ def gaze_by_frame(folder: Path) -> pd.DataFrame:
     """Frames whose valid gaze lies well inside the image, with its mean position."""
     recording = Recording.open(folder)
     width, height = recording.frame_size
-    per = per_frame_gaze(recording)
+    per = recording.per_frame_gaze()
     x, y = per["gaze x [px]"], per["gaze y [px]"]
     inside = (per["valid samples"] > 0) & x.between(2 * HALF, width - 2 * HALF) & y.between(2 * HALF, height - 2 * HALF)
     return per[inside].set_index("frame")[["gaze x [px]", "gaze y [px]"]]
@@ -82,7 +81,7 @@ def wait_idle(qtbot, widget, timeout_ms) -> None:
     Polling the widget, not connecting to ``worker.finished``: a worker that fails at
     once can finish before a signal spy would be connected.
     """
-    qtbot.waitUntil(lambda: widget._worker is None, timeout=timeout_ms)
+    qtbot.waitUntil(lambda: not widget.tasks.busy, timeout=timeout_ms)
 
 
 @pytest.fixture
@@ -120,8 +119,12 @@ def frame_row(widget: GazeHitsWidget, frame: int) -> pd.Series:
     return table[table["frame"] == frame].iloc[0]
 
 
+def gaze_layer(viewer, folder: Path):
+    return find_layer(viewer, GAZE, open_session(folder))
+
+
 def gaze_color_of(viewer, folder: Path, frame: int) -> np.ndarray:
-    layer = recording_layer(viewer, folder, "gaze")
+    layer = gaze_layer(viewer, folder)
     (index,) = np.flatnonzero(np.round(layer.data[:, 0]) == frame)
     return np.asarray(layer.face_color[index])
 
@@ -203,12 +206,12 @@ def test_gaze_rings_are_coloured_by_the_hit_part(scene):
     viewer, widget, _, on_head, folder = scene
     np.testing.assert_allclose(gaze_color_of(viewer, folder, on_head[0]), part_color(HEAD))
     unprocessed = widget.tables.frames.query("not processed")["frame"]
-    with_ring = [f for f in unprocessed if f in set(np.round(recording_layer(viewer, folder, "gaze").data[:, 0]))]
+    with_ring = [f for f in unprocessed if f in set(np.round(gaze_layer(viewer, folder).data[:, 0]))]
     assert with_ring, "the fixture leaves frames with gaze but without results"
     np.testing.assert_allclose(gaze_color_of(viewer, folder, with_ring[0]), UNPROCESSED_COLOR)
 
 
-def test_export_writes_csvs_with_the_documented_columns(scene, qtbot, tmp_path):
+def test_export_view_writes_the_table_shown_with_the_documented_columns(scene, qtbot, tmp_path):
     _, widget, _, on_head, _ = scene
     widget.view.setCurrentText("per frame")
     path = widget.export_view(tmp_path / "view")
@@ -218,13 +221,37 @@ def test_export_writes_csvs_with_the_documented_columns(scene, qtbot, tmp_path):
     assert len(shown) == len(widget.tables.frames)
     assert set(shown.loc[shown["part id"] == HEAD, "frame"]) == set(on_head)
 
-    widget.export_all(tmp_path / "all")
+
+def press(qtbot, widget: GazeHitsWidget, button, monkeypatch, dialog: str, answer: str) -> None:
+    """Click a button the user can see and use, answering its file dialog with ``answer``."""
+    assert widget.isAncestorOf(button) and button.isVisibleTo(widget) and button.isEnabled(), button.text()
+    monkeypatch.setattr(hits_widget.QFileDialog, dialog, lambda *args, **kwargs: answer)
+    qtbot.mouseClick(button, Qt.MouseButton.LeftButton)
+    assert widget.tasks.busy, widget.status.text()
+
+
+def same_files(ours: Path, theirs: Path) -> list[str]:
+    names = sorted(p.name for p in ours.iterdir())
+    assert names == sorted(p.name for p in theirs.iterdir())
+    for name in names:
+        assert (ours / name).read_bytes() == (theirs / name).read_bytes(), name
+    return names
+
+
+def test_export_all_button_writes_what_the_command_line_writes(scene, qtbot, tmp_path, monkeypatch):
+    _, widget, _, _, folder = scene
+    press(qtbot, widget, widget.export_all_button, monkeypatch, "getExistingDirectory", str(tmp_path / "all"))
     wait_idle(qtbot, widget, 60_000)
+    assert widget.status.text().startswith("Wrote "), widget.status.text()
+
+    code = cli.main(["hits", str(folder), "--radius", "0", "--unit", "px", "--output", str(tmp_path / "cli")])
+    assert code == 0
+    names = same_files(tmp_path / "all", tmp_path / "cli")
+    assert {*FILE_NAMES.values(), "densepose.csv"} <= set(names)
     for name, file_name in FILE_NAMES.items():
         table = pd.read_csv(tmp_path / "all" / file_name)
         documented = list(COLUMNS[name])
         assert list(table.columns[: len(documented)]) == documented, name
-    assert (tmp_path / "all" / "densepose.csv").is_file()
 
 
 def test_painting_the_persons_layer_updates_the_person_of_the_row(scene, qtbot):
@@ -242,28 +269,36 @@ def test_painting_the_persons_layer_updates_the_person_of_the_row(scene, qtbot):
 
 def test_closing_the_results_restores_the_gaze_rings_and_empties_the_table(scene):
     viewer, widget, _, _, folder = scene
-    gaze_layer = recording_layer(viewer, folder, "gaze")
+    rings = gaze_layer(viewer, folder)
     viewer.layers.remove(viewer.layers[BODY_PARTS])
     assert widget.tables is None and widget.model.rowCount() == 0
     assert not widget.compute_button.isEnabled()
-    np.testing.assert_allclose(gaze_layer.face_color, np.tile(transform_color(GAZE_COLOR)[0], (len(gaze_layer.data), 1)))
+    np.testing.assert_allclose(rings.face_color, np.tile(transform_color(GAZE_COLOR)[0], (len(rings.data), 1)))
 
 
-def test_report_and_overlay_buttons_write_what_the_command_line_writes(scene, qtbot, tmp_path):
+def decoded(video: Path) -> np.ndarray:
     import av
 
+    with av.open(str(video)) as container:
+        return np.stack([frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)])
+
+
+def test_report_and_overlay_buttons_write_what_the_command_line_writes(scene, qtbot, tmp_path, monkeypatch):
     from napari_densepose_gaze.figures import REPORT_FIGURES
 
-    _, widget, _, _, _ = scene
-    assert widget.report_button.isEnabled() and widget.render_button.isEnabled()
-    widget.write_report(tmp_path / "report")
+    _, widget, _, _, folder = scene
+    hit_options = ["--radius", "0", "--unit", "px"]
+    press(qtbot, widget, widget.report_button, monkeypatch, "getExistingDirectory", str(tmp_path / "report"))
     wait_idle(qtbot, widget, 60_000)
-    for stem in REPORT_FIGURES.values():
-        for ext in ("png", "svg"):
-            assert (tmp_path / "report" / f"{stem}.{ext}").stat().st_size > 1000
+    assert cli.main(["report", str(folder), *hit_options, "--output", str(tmp_path / "cli report")]) == 0
+    names = same_files(tmp_path / "report", tmp_path / "cli report")
+    assert names == sorted(f"{stem}.{ext}" for stem in REPORT_FIGURES.values() for ext in ("png", "svg"))
 
-    widget.render_video(tmp_path / "overlay.mp4")
+    overlay = tmp_path / "overlay.mp4"
+    press(qtbot, widget, widget.render_button, monkeypatch, "getSaveFileName", (str(overlay), "MP4 video (*.mp4)"))
     wait_idle(qtbot, widget, 120_000)
-    with av.open(str(tmp_path / "overlay.mp4")) as video:
-        frames = sum(1 for _ in video.decode(video=0))
-    assert frames == widget._recording.n_frames
+    cli_overlay = tmp_path / "cli overlay.mp4"
+    assert cli.main(["render", str(folder), *hit_options, "--output", str(cli_overlay)]) == 0
+    ours = decoded(overlay)
+    assert len(ours) == widget.recording.n_frames
+    np.testing.assert_array_equal(ours, decoded(cli_overlay))

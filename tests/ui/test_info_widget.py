@@ -11,7 +11,7 @@ from napari._app_model import get_app_model
 
 from napari_densepose_gaze.recording import ExportWarning
 from napari_densepose_gaze.ui.info_widget import NO_RECORDING, RecordingInfoWidget
-from napari_densepose_gaze.ui.recording_layers import recording_metadata
+from napari_densepose_gaze.ui.layer_roles import SCENE_VIDEO, layer_metadata
 
 PLUGIN = "napari-densepose-gaze"
 
@@ -74,7 +74,7 @@ def test_widget_says_why_a_layers_recording_cannot_be_read(make_napari_viewer, t
     viewer = make_napari_viewer()
     widget = RecordingInfoWidget(viewer)
     gone = tmp_path / "moved-away-1a2b3c4d"
-    viewer.add_image(np.zeros((2, 8, 8)), metadata=recording_metadata(gone, "scene video"))
+    viewer.add_image(np.zeros((2, 8, 8)), metadata=layer_metadata(gone, SCENE_VIDEO))
 
     assert widget.status.startswith(f"Cannot read {gone}: ")
     assert "does not exist" in widget.status

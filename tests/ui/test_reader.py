@@ -11,11 +11,11 @@ import pandas as pd
 import pytest
 
 from napari_densepose_gaze.errors import DensePoseGazeError
-from napari_densepose_gaze.gaze import per_frame_gaze
 from napari_densepose_gaze.recording import Recording
 from napari_densepose_gaze.synthetic.export import write_export
+from napari_densepose_gaze.ui.layer_roles import RECORDING_FOLDER_KEY
 from napari_densepose_gaze.ui.reader import get_reader
-from napari_densepose_gaze.ui.recording_layers import RECORDING_FOLDER_KEY, opened_recording
+from napari_densepose_gaze.ui.session import open_session, session_of
 
 PLUGIN = "napari-densepose-gaze"
 
@@ -54,7 +54,7 @@ def test_recording_folder_opens_as_video_fixations_and_gaze(make_napari_viewer, 
 
 
 def test_gaze_layer_holds_one_point_per_frame_with_valid_gaze(make_napari_viewer, recording: Path) -> None:
-    expected = per_frame_gaze(Recording.open(recording))
+    expected = Recording.open(recording).per_frame_gaze()
     expected = expected[expected["valid samples"] > 0]
     viewer = make_napari_viewer()
     viewer.open(recording, plugin=PLUGIN)
@@ -190,6 +190,8 @@ def test_widgets_reuse_the_recording_the_reader_opened(make_napari_viewer, recor
     viewer = make_napari_viewer()
     viewer.open(recording, plugin=PLUGIN)
 
-    opened = opened_recording(recording)
+    session = open_session(recording)
+    # one session for every layer of the recording, holding the Recording the reader opened
+    assert all(session_of(layer) is session for layer in viewer.layers)
     # the same video reader as the layer: no second demux of the video, one frame cache
-    assert viewer.layers["scene video"].data.reader is opened.video_reader()
+    assert viewer.layers["scene video"].data.reader is session.recording.video_reader()

@@ -11,7 +11,7 @@ import pytest
 
 from napari_densepose_gaze.parts import part_color
 from napari_densepose_gaze.store import ResultsStore
-from napari_densepose_gaze.ui.result_layers import BODY_PARTS, PERSONS
+from napari_densepose_gaze.ui.layer_roles import BODY_PARTS, PERSONS
 from napari_densepose_gaze.ui.run_widget import RunDensePoseWidget
 
 CONFIG = "R_50_FPN_s1x"
@@ -25,7 +25,7 @@ def wait_idle(qtbot, widget, timeout_ms) -> None:
     Polling the widget, not connecting to ``worker.finished``: a worker that fails at
     once can finish before a signal spy would be connected.
     """
-    qtbot.waitUntil(lambda: widget._worker is None, timeout=timeout_ms)
+    qtbot.waitUntil(lambda: not widget.tasks.busy, timeout=timeout_ms)
 
 
 @pytest.fixture
@@ -54,8 +54,7 @@ def widget(make_napari_viewer, recording_folder, parity_checkpoint):
 
 def run_and_wait(qtbot, widget, timeout_ms=240_000):
     widget.run_button.clicked.emit()
-    worker = widget._worker
-    assert worker is not None, widget.status.value
+    assert widget.tasks.busy, widget.status.value
     wait_idle(qtbot, widget, timeout_ms)
 
 
@@ -163,7 +162,7 @@ def test_download_button_fetches_the_weights_with_progress(qtbot, make_napari_vi
     assert widget.model.value == zoo.DEFAULT_MODEL
     assert widget.model_state.value.startswith("not downloaded") and widget.download.enabled
     seen: list[tuple[int, int]] = []
-    widget._relay.changed.connect(lambda done, total: seen.append((done, total)))
+    widget.tasks.relay.changed.connect(lambda done, total: seen.append((done, total)))
     widget.download.clicked.emit()
     wait_idle(qtbot, widget, 60_000)
     qtbot.waitUntil(lambda: bool(seen) and seen[-1][0] == len(payload), timeout=10_000)

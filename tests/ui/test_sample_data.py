@@ -7,8 +7,9 @@ from pathlib import Path
 import pytest
 
 from napari_densepose_gaze.recording import find_recordings
+from napari_densepose_gaze.synthetic.export import SAMPLE_SETTINGS
 from napari_densepose_gaze.ui import sample_data
-from napari_densepose_gaze.ui.recording_layers import RECORDING_FOLDER_KEY
+from napari_densepose_gaze.ui.layer_roles import RECORDING_FOLDER_KEY
 
 TINY = {"seconds": 1.0, "size": (160, 120), "seed": 3}
 
@@ -18,8 +19,8 @@ def test_open_sample_shows_a_recording_with_gaze(make_napari_viewer, sample_cach
     viewer.open_sample("napari-densepose-gaze", "synthetic_recording")
 
     assert [layer.name for layer in viewer.layers] == ["scene video", "fixations", "gaze"]
-    width, height = sample_data.SAMPLE_SIZE
-    n_frames = round(sample_data.SAMPLE_SECONDS * 30)
+    width, height = SAMPLE_SETTINGS["size"]
+    n_frames = round(SAMPLE_SETTINGS["seconds"] * SAMPLE_SETTINGS["fps"])
     assert viewer.layers["scene video"].data.shape == (n_frames, height, width, 3)
     assert len(viewer.layers["gaze"].data) > n_frames // 2
     assert len(viewer.layers["fixations"].data) > 0

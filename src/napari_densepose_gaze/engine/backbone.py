@@ -114,8 +114,8 @@ class FPN(nn.Module):
     def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
         stages = self.bottom_up(images)
         outputs: dict[str, torch.Tensor] = {}
-        merged = getattr(self, "fpn_lateral5")(stages["res5"])
-        outputs["p5"] = getattr(self, "fpn_output5")(merged)
+        merged = self.fpn_lateral5(stages["res5"])
+        outputs["p5"] = self.fpn_output5(merged)
         for level in (4, 3, 2):
             top_down = F.interpolate(merged, scale_factor=2.0, mode="nearest")
             merged = getattr(self, f"fpn_lateral{level}")(stages[f"res{level}"]) + top_down

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import codecs
 import collections
+import functools
 import io
 import pickle
+import pickletools
 import re
 import struct
 import zipfile
@@ -27,34 +29,149 @@ from napari_densepose_gaze.errors import DensePoseGazeError
 if TYPE_CHECKING:
     import torch
 
-try:  # numpy >= 2
-    from numpy._core import multiarray as _multiarray
-    from numpy._core import numeric as _numeric
-except ImportError:  # pragma: no cover - older numpy
-    from numpy.core import multiarray as _multiarray  # type: ignore[no-redef]
-    from numpy.core import numeric as _numeric  # type: ignore[no-redef]
-
 __all__ = [
     "read_checkpoint",
     "infer_config_name",
     "check_checkpoint_matches",
     "signature_shapes",
+    "checkpoint_shapes",
     "load_into",
+    "ZOO_LARGEST_TENSOR",
+    "ZOO_LARGEST_MODEL",
 ]
 
 _TORCH_SUFFIXES = {".pth", ".pt"}
 
 
-# Globals a pickle of {name: ndarray} may name, under every module path numpy has used.
+# The largest tensor of any zoo config (roi_heads.box_head.fc1.weight, 1024 x 256*7*7) and the
+# most weights a zoo config has (R_101 with DeepLab head and WC2M); tests derive both from the models.
+# Nothing in a file may claim more, so a tiny damaged or hostile file cannot make the reader
+# allocate gigabytes: sizes are checked before anything of that size is made.
+ZOO_LARGEST_TENSOR = 12_845_056
+ZOO_LARGEST_MODEL = 85_837_423
+_MAX_TENSOR_BYTES = ZOO_LARGEST_TENSOR * 8  # as float64, the widest type a zoo file uses
+# room for solver state beside the weights (Caffe2 blobs), never for a model several times a zoo model
+_MAX_TOTAL_ELEMENTS = 2 * ZOO_LARGEST_MODEL
+_LISTED = 10
+
+
+class _Refused(Exception):
+    """Raised inside unpickling for a size or type no checkpoint has; read_checkpoint names the file."""
+
+
+class _PendingArray:
+    """Stands for an array while it is unpickled.
+
+    numpy's own ``__setstate__`` would allocate whatever shape the pickle claims (a 66-byte
+    pickle can ask for gigabytes); this one checks shape and data against each other and
+    against :data:`ZOO_LARGEST_TENSOR` first, then views the pickled bytes.
+    """
+
+    __slots__ = ("array",)
+
+    def __init__(self) -> None:
+        self.array: np.ndarray | None = None
+
+    def __setstate__(self, state: Any) -> None:
+        if not isinstance(state, tuple) or len(state) not in (4, 5):
+            raise pickle.UnpicklingError("malformed array state")
+        shape, dtype, fortran, data = state[-4:]
+        self.array = _array_from_bytes(data, _resolve_dtype(dtype), shape, "F" if fortran else "C")
+
+
+class _PendingDtype:
+    """A dtype named by a pickle: a plain numeric or text type, whatever ``__setstate__`` asks."""
+
+    __slots__ = ("dtype",)
+
+    def __init__(self, dtype: np.dtype) -> None:
+        self.dtype = dtype
+
+    def __setstate__(self, state: Any) -> None:
+        if not isinstance(state, tuple) or len(state) < 6 or any(x is not None for x in state[2:5]):
+            raise pickle.UnpicklingError("a dtype with fields or a sub-array is not a weights type")
+        order, size = state[1], state[5]
+        if size not in (-1, 0, self.dtype.itemsize) or order not in ("<", ">", "|", "="):
+            raise pickle.UnpicklingError(f"inconsistent dtype state {state!r}")
+        if order in "<>":
+            self.dtype = self.dtype.newbyteorder(order)
+
+
+def _resolve_dtype(dtype: Any) -> np.dtype:
+    if not isinstance(dtype, _PendingDtype):
+        raise pickle.UnpicklingError(f"expected a dtype, got {type(dtype).__name__}")
+    return dtype.dtype
+
+
+def _dtype(name: Any, align: Any = False, copy: Any = False) -> _PendingDtype:
+    if isinstance(name, bytes):
+        name = name.decode("latin1")
+    if not isinstance(name, str) or not re.fullmatch(r"[a-zA-Z?][0-9]{0,4}", name):
+        raise pickle.UnpicklingError(f"dtype {name!r} is not a plain numeric type")
+    dtype = np.dtype(name)
+    if dtype.kind not in "biufcSU" or dtype.itemsize > _MAX_TENSOR_BYTES:
+        raise pickle.UnpicklingError(f"dtype {name!r} is not a weights type")
+    return _PendingDtype(dtype)
+
+
+def _element_count(shape: Any, dtype: np.dtype) -> int:
+    if not isinstance(shape, tuple) or not all(type(n) is int and n >= 0 for n in shape):
+        raise pickle.UnpicklingError(f"malformed array shape {shape!r}")
+    count = 1
+    for n in shape:
+        count *= n
+        if count > ZOO_LARGEST_TENSOR:  # checked as it grows: the product itself may be astronomic
+            raise _Refused(f"an array of shape {shape} is larger than any tensor of a zoo model "
+                           f"({ZOO_LARGEST_TENSOR} elements)")
+    if count * dtype.itemsize > _MAX_TENSOR_BYTES:
+        raise _Refused(f"an array of shape {shape} and type {dtype} is larger than any tensor of a zoo model")
+    return count
+
+
+def _array_from_bytes(data: Any, dtype: np.dtype, shape: Any, order: Any) -> np.ndarray:
+    count = _element_count(shape, dtype)
+    if isinstance(data, str):  # Python 2 pickles hold array bytes as latin-1 text
+        data = data.encode("latin1")
+    if not isinstance(data, (bytes, bytearray, pickle.PickleBuffer)) or order not in ("C", "F"):
+        raise pickle.UnpicklingError("malformed array data")
+    if memoryview(data).nbytes != count * dtype.itemsize:
+        raise pickle.UnpicklingError(
+            f"array data of {memoryview(data).nbytes} bytes for shape {shape} of {dtype} "
+            f"({count * dtype.itemsize} bytes)"
+        )
+    return np.frombuffer(data, dtype=dtype, count=count).reshape(shape, order=order)
+
+
+def _reconstruct(subtype: Any, shape: Any, dtype: Any) -> _PendingArray:
+    if subtype is not _NDARRAY:
+        raise pickle.UnpicklingError("only plain numpy arrays are allowed")
+    return _PendingArray()
+
+
+def _scalar(dtype: Any, data: Any = None) -> np.generic:
+    dtype = _resolve_dtype(dtype)
+    return _array_from_bytes(data, dtype, (), "C")[()]
+
+
+def _frombuffer(buffer: Any, dtype: Any, shape: Any, order: Any) -> np.ndarray:
+    return _array_from_bytes(buffer, _resolve_dtype(dtype), shape, order)
+
+
+# Stands for numpy.ndarray in a pickle: it may only be passed to _reconstruct, never called
+# (ndarray(shape) would allocate before any check).
+_NDARRAY = object()
+
+# Globals a pickle of {name: ndarray} may name, under every module path numpy has used; each
+# is a checking stand-in for numpy's own, which would trust the sizes a file claims.
 _ALLOWED_GLOBALS: dict[tuple[str, str], Any] = {
     ("collections", "OrderedDict"): collections.OrderedDict,
-    ("numpy", "ndarray"): np.ndarray,
-    ("numpy", "dtype"): np.dtype,
+    ("numpy", "ndarray"): _NDARRAY,
+    ("numpy", "dtype"): _dtype,
 }
 for _module in ("numpy.core", "numpy._core"):
-    _ALLOWED_GLOBALS[(f"{_module}.multiarray", "_reconstruct")] = _multiarray._reconstruct
-    _ALLOWED_GLOBALS[(f"{_module}.multiarray", "scalar")] = _multiarray.scalar
-    _ALLOWED_GLOBALS[(f"{_module}.numeric", "_frombuffer")] = _numeric._frombuffer
+    _ALLOWED_GLOBALS[(f"{_module}.multiarray", "_reconstruct")] = _reconstruct
+    _ALLOWED_GLOBALS[(f"{_module}.multiarray", "scalar")] = _scalar
+    _ALLOWED_GLOBALS[(f"{_module}.numeric", "_frombuffer")] = _frombuffer
 
 
 class _ArraysOnlyUnpickler(pickle.Unpickler):
@@ -102,12 +219,21 @@ def _corrupt(path: Path, reason: object) -> DensePoseGazeError:
     )
 
 
+def _oversized(path: Path, reason: object) -> DensePoseGazeError:
+    return DensePoseGazeError(
+        f"Refusing to load checkpoint {path}: {reason}, so it is damaged or no DensePose checkpoint. "
+        "If it was downloaded, delete it and download again; otherwise check --weights."
+    )
+
+
 def read_checkpoint(path: str | Path) -> dict[str, np.ndarray]:
     """The weights in a model-zoo ``.pkl`` or a PyTorch ``.pth``/``.pt`` file, by name.
 
     Floating-point arrays come back as float32 (the engine computes in float32);
     entries that are not numeric arrays or numpy scalars (author strings, plain
-    Python numbers) are dropped.
+    Python numbers) are dropped. Raises :class:`DensePoseGazeError` for a file that
+    is truncated, corrupt, asks for code, claims an array larger than any zoo
+    tensor, or holds complex, quantized, NaN or infinite weights.
     """
     path = Path(path)
     if not path.is_file():
@@ -119,12 +245,44 @@ def read_checkpoint(path: str | Path) -> dict[str, np.ndarray]:
     return _to_state(path, raw)
 
 
+class _BoundedReader:
+    """A file whose reads may not ask for more bytes than are left (pickletools would allocate them)."""
+
+    def __init__(self, file: io.BufferedReader, size: int) -> None:
+        self._file, self._size = file, size
+
+    def read(self, n: int = -1) -> bytes:
+        left = self._size - self._file.tell()
+        if n is None or n < 0:
+            n = left
+        if n > left:
+            raise pickle.UnpicklingError(f"the pickle claims {n} bytes at byte {self._file.tell()}, {left} are left")
+        return self._file.read(n)
+
+    def readline(self) -> bytes:
+        return self._file.readline()
+
+    def tell(self) -> int:
+        return self._file.tell()
+
+
+def _check_claimed_lengths(path: Path) -> None:
+    """Walk the pickle's opcodes without running them: Python's unpickler allocates a counted
+    bytes or text object at the length the file claims before it reads a byte of it."""
+    with open(path, "rb") as f:
+        for _ in pickletools.genops(_BoundedReader(f, path.stat().st_size)):
+            pass
+
+
 def _load_pickle(path: Path) -> Any:
     try:
+        _check_claimed_lengths(path)
         with open(path, "rb") as f:
             return _ArraysOnlyUnpickler(f, path).load()
     except DensePoseGazeError:
         raise
+    except _Refused as exc:
+        raise _oversized(path, exc) from None
     except (
         EOFError,
         pickle.UnpicklingError,
@@ -136,26 +294,47 @@ def _load_pickle(path: Path) -> Any:
         UnicodeDecodeError,
         MemoryError,
         OverflowError,
+        RecursionError,
     ) as exc:
         raise _corrupt(path, f"{type(exc).__name__}: {exc}") from exc
+
+
+def _check_zip_sizes(path: Path) -> None:
+    """Refuse a .pth whose entries claim more than any zoo checkpoint holds, before torch inflates them."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            entries = archive.infolist()
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
+        raise _corrupt(path, f"{type(exc).__name__}: {exc}") from exc
+    largest = max(entries, key=lambda e: e.file_size, default=None)
+    if largest is not None and largest.file_size > _MAX_TENSOR_BYTES:
+        raise _oversized(path, f"its entry {largest.filename} claims {largest.file_size} bytes, more than any "
+                               f"tensor of a zoo model ({_MAX_TENSOR_BYTES} bytes)")
+    total = sum(e.file_size for e in entries)
+    if total > _MAX_TOTAL_ELEMENTS * 8:
+        raise _oversized(path, f"its entries claim {total} bytes, more than any zoo model holds")
 
 
 def _load_torch(path: Path) -> Any:
     import torch  # heavy; only .pth files need it
 
+    _check_zip_sizes(path)
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        if "weights only" in str(exc).lower() or "unsupported global" in str(exc).lower():
+        # torch words every failure of its weights-only unpickler alike; the cause follows this marker
+        cause = str(exc).rpartition("WeightsUnpickler error:")[2]
+        if "unsupported global" in cause.lower() or "unsupported class" in cause.lower():
             raise DensePoseGazeError(
                 f"Refusing to load {path}: it holds Python objects other than tensors and plain "
                 "containers, which a weights file never needs (it may be malicious). "
                 "Save only the state dict (torch.save(model.state_dict(), ...)) or pass another "
                 "file with --weights."
             ) from exc
-        raise _corrupt(path, f"{type(exc).__name__}: {exc}") from exc
-    except (EOFError, RuntimeError, ValueError, OSError, zipfile.BadZipFile) as exc:
-        raise _corrupt(path, f"{type(exc).__name__}: {exc}") from exc
+        raise _corrupt(path, f"{type(exc).__name__}: {cause.strip()[:300]}") from exc
+    except (EOFError, RuntimeError, ValueError, OSError, zipfile.BadZipFile, TypeError, KeyError, AttributeError,
+            IndexError, struct.error, UnicodeDecodeError, MemoryError, OverflowError, RecursionError) as exc:
+        raise _corrupt(path, f"{type(exc).__name__}: {str(exc)[:300]}") from exc
 
 
 def _to_state(path: Path, raw: Any) -> dict[str, np.ndarray]:
@@ -166,13 +345,28 @@ def _to_state(path: Path, raw: Any) -> dict[str, np.ndarray]:
         if isinstance(raw.get(container), Mapping):
             weights = raw[container]
             break
-    state: dict[str, np.ndarray] = {}
+    arrays: dict[str, np.ndarray] = {}
+    unsupported: list[str] = []
     for name, value in weights.items():
         if not isinstance(name, str) or name.endswith("_momentum"):  # Caffe2 solver state
             continue
-        array = _as_array(value)
+        array = _as_array(path, value)
         if array is None:
             continue
+        if isinstance(array, str):
+            unsupported.append(f"{name} ({array})")
+        else:
+            arrays[name] = array
+    if unsupported:
+        raise DensePoseGazeError(
+            f"Checkpoint {path} holds {_listing('tensors of a type no DensePose weights have', unsupported)}. "
+            "Save the weights as float32 (or float16/bfloat16) tensors, or pass another file with --weights."
+        )
+    total = sum(a.size for a in arrays.values())
+    if total > _MAX_TOTAL_ELEMENTS:  # before any copy: one pickled array may be referenced by many names
+        raise _oversized(path, f"its weights have {total} elements, more than any zoo model ({ZOO_LARGEST_MODEL})")
+    state: dict[str, np.ndarray] = {}
+    for name, array in arrays.items():
         if array.dtype.kind == "f" and array.dtype != np.float32:
             array = array.astype(np.float32)
         elif not array.flags.writeable:  # arrays over pickled bytes are read-only
@@ -180,20 +374,58 @@ def _to_state(path: Path, raw: Any) -> dict[str, np.ndarray]:
         state[name] = array
     if not state:
         raise _corrupt(path, "no weight arrays found in it")
+    _refuse_non_finite(state, f"Checkpoint {path}")
     return state
 
 
-def _as_array(value: Any) -> np.ndarray | None:
+def _as_array(path: Path, value: Any) -> np.ndarray | str | None:
+    """``value`` as an array, the name of its type when no weights have it, or None for non-arrays."""
+    if isinstance(value, _PendingArray):
+        if value.array is None:
+            raise _corrupt(path, "an array without its data")
+        value = value.array
     if isinstance(value, (np.ndarray, np.generic)):
         array = np.asarray(value)
     elif type(value).__module__.startswith("torch") and hasattr(value, "detach"):
-        tensor = value.detach().cpu()
+        import torch
+
+        tensor = value.detach()
+        if tensor.layout != torch.strided or tensor.is_quantized or tensor.is_complex() or tensor.device.type == "meta":
+            return f"{tensor.dtype}, {tensor.layout}"
+        tensor = tensor.cpu()
         if tensor.is_floating_point():  # bfloat16 has no numpy dtype; the engine wants float32 anyway
             tensor = tensor.float()
         array = tensor.numpy()
     else:
         return None
+    if array.dtype.kind == "c":
+        return str(array.dtype)
     return array if array.dtype.kind in "fiub" else None
+
+
+def _finite(value: Any) -> bool:
+    """Whether every element of a weight is finite; one pass, no temporary of the weight's size."""
+    if hasattr(value, "is_floating_point") and hasattr(value, "sum"):  # a torch tensor
+        import torch
+
+        return not value.is_floating_point() or bool(torch.isfinite(value.sum(dtype=torch.float64)))
+    array = np.asarray(value)
+    # a float64 sum of float32 values cannot overflow, so it is finite exactly when all elements are
+    return array.dtype.kind != "f" or bool(np.isfinite(array.sum(dtype=np.float64)))
+
+
+def _listing(label: str, keys: list[str]) -> str:
+    shown = ", ".join(keys[:_LISTED]) + (", ..." if len(keys) > _LISTED else "")
+    return f"{len(keys)} {label} ({shown})"
+
+
+def _refuse_non_finite(state: Mapping[str, Any], what: str) -> None:
+    bad = [name for name, value in state.items() if not _finite(value)]
+    if bad:
+        raise DensePoseGazeError(
+            f"{what} holds {_listing('tensors with NaN or infinite values', bad)}: the weights are damaged "
+            "(or come from a training run that diverged). Download the checkpoint again or pass another one."
+        )
 
 
 # ---------------------------------------------------------------------------
@@ -245,9 +477,10 @@ def _architecture(state: Mapping[str, np.ndarray]) -> dict[str, Any] | None:
     coarse = state.get(_PREDICTOR + "ann_index_lowres.weight")
     if coarse is None or np.ndim(coarse) != 4:
         return None
-    res4 = {m[1] for k in state if (m := re.match(r"backbone\.bottom_up\.res4\.(\d+)\.", k))}
+    keys = [k for k in state if isinstance(k, str)]
+    res4 = {m[1] for k in keys if (m := re.match(r"backbone\.bottom_up\.res4\.(\d+)\.", k))}
     depth = next((d for d, n in _RES4_BLOCKS.items() if n == len(res4)), None)
-    has = lambda prefix: any(k.startswith(prefix) for k in state)  # noqa: E731
+    has = lambda prefix: any(k.startswith(prefix) for k in keys)  # noqa: E731
     if has(_PREDICTOR + "kappa_u_lowres."):
         uv = "indep_aniso"
     elif has(_PREDICTOR + "sigma_2_lowres."):
@@ -293,9 +526,14 @@ def infer_config_name(state: Mapping[str, np.ndarray]) -> str | None:
 
 
 def check_checkpoint_matches(
-    state: Mapping[str, np.ndarray], cfg: ModelConfig, source: str | Path | None = None
+    state: Mapping[str, Any], cfg: ModelConfig, source: str | Path | None = None
 ) -> None:
-    """Refuse a checkpoint made for another architecture than ``cfg``, naming the one it fits."""
+    """Refuse a checkpoint that does not fit ``cfg`` tensor for tensor, naming the config it fits.
+
+    First the architecture (a checkpoint of another zoo config names that config), then every
+    tensor: missing, unexpected or misshapen ones, unsupported types and NaN or infinite values
+    are one :class:`DensePoseGazeError` listing them, before any of it reaches torch.
+    """
     what = f"Checkpoint {source}" if source else "The checkpoint"
     arch = _architecture(state)
     if arch is None:
@@ -304,16 +542,79 @@ def check_checkpoint_matches(
             f"{_PREDICTOR}ann_index_lowres.weight). "
             "Pass a DensePose model-zoo checkpoint with --weights."
         )
-    if arch == _fields(cfg):
-        return
-    lookalike = infer_config_name(state)
-    if lookalike is not None:
-        hint = f"it looks like {lookalike}: choose model {lookalike}, or pass the weights of {cfg.name}"
-    else:
-        hint = f"it has {_describe(arch)}, which matches no model of the zoo"
-    raise DensePoseGazeError(
-        f"{what} does not fit model {cfg.name} ({_describe(_fields(cfg))}); {hint}."
-    )
+    if arch != _fields(cfg):
+        lookalike = infer_config_name(state)
+        if lookalike is not None:
+            hint = f"it looks like {lookalike}: choose model {lookalike}, or pass the weights of {cfg.name}"
+        else:
+            hint = f"it has {_describe(arch)}, which matches no model of the zoo"
+        raise DensePoseGazeError(
+            f"{what} does not fit model {cfg.name} ({_describe(_fields(cfg))}); {hint}."
+        )
+    _check_tensors(state, cfg, what)
+    _refuse_non_finite(state, what)
+
+
+@functools.lru_cache(maxsize=4)
+def checkpoint_shapes(cfg: ModelConfig) -> dict[str, tuple[int, ...]]:
+    """Every tensor a checkpoint of ``cfg`` holds, with its shape.
+
+    Read off the engine's own model built on torch's meta device, which allocates nothing,
+    so the model stays the one definition of what a checkpoint holds.
+    """
+    import torch
+
+    from napari_densepose_gaze.engine.model import DensePoseRCNN
+
+    with torch.device("meta"):
+        model = DensePoseRCNN(cfg)
+    return {name: tuple(tensor.shape) for name, tensor in model.state_dict().items()}
+
+
+def _check_tensors(state: Mapping[str, Any], cfg: ModelConfig, what: str) -> None:
+    from napari_densepose_gaze.engine.model import IGNORED_CHECKPOINT_KEYS
+
+    expected = checkpoint_shapes(cfg)
+    present = [k for k in expected if k in state]
+    problems = [
+        _listing(label, keys)
+        for label, keys in (
+            ("missing tensors", [k for k in expected if k not in state]),
+            ("unexpected tensors", sorted(str(k) for k in state if k not in expected
+                                          and not (isinstance(k, str) and k.startswith(IGNORED_CHECKPOINT_KEYS)))),
+            ("tensors of another shape (checkpoint vs model)",
+             [f"{k} {_shape(state[k])} vs {expected[k]}" for k in present if _shape(state[k]) != expected[k]]),
+            ("tensors of an unsupported type", [f"{k} ({_type_name(state[k])})" for k in present
+                                                if not _supported(state[k])]),
+        )
+        if keys
+    ]
+    if problems:
+        raise DensePoseGazeError(
+            f"{what} does not fit model {cfg.name}: {'; '.join(problems)}. Its architecture is that of "
+            f"{infer_config_name(state) or cfg.name}, so the file is damaged or was saved by other code: "
+            f"download it again, or pass the checkpoint {cfg.name} was trained with."
+        )
+
+
+def _shape(value: Any) -> tuple[int, ...]:
+    return tuple(int(n) for n in getattr(value, "shape", np.shape(value)))
+
+
+def _type_name(value: Any) -> str:
+    return str(getattr(value, "dtype", type(value).__name__))
+
+
+def _supported(value: Any) -> bool:
+    """Whether a weight's type converts to the model's float32 exactly enough: real numbers only."""
+    if isinstance(value, (np.ndarray, np.generic)):
+        return value.dtype.kind in "fiu"
+    if type(value).__module__.startswith("torch") and hasattr(value, "is_complex"):
+        import torch
+
+        return (value.layout == torch.strided and not value.is_quantized and not value.is_complex()
+                and value.dtype != torch.bool)
+    return False
 
 
 # ---------------------------------------------------------------------------
@@ -325,12 +626,6 @@ _IGNORABLE_EXTRA = re.compile(
     r"^(pixel_mean|pixel_std|proposal_generator\.anchor_generator\.cell_anchors\.\d+)$"
     r"|\.num_batches_tracked$"
 )
-_LISTED = 10
-
-
-def _listing(label: str, keys: list[str]) -> str:
-    shown = ", ".join(keys[:_LISTED]) + (", ..." if len(keys) > _LISTED else "")
-    return f"{len(keys)} {label} ({shown})"
 
 
 def load_into(

@@ -11,6 +11,8 @@ from __future__ import annotations
 __all__ = [
     "MIN_SIZE_TEST",
     "MAX_SIZE_TEST",
+    "MIN_INPUT_SIZE",
+    "MAX_INPUT_SIZE",
     "DEFAULT_MODEL",
     "DEFAULT_SCORE_THRESHOLD",
     "DEVICES",
@@ -22,6 +24,12 @@ __all__ = [
 MIN_SIZE_TEST = 800
 #: Detectron2's ``INPUT.MAX_SIZE_TEST``: the longest edge is capped at this.
 MAX_SIZE_TEST = 1333
+#: The smallest shortest edge the engine takes: the backbone's coarsest level has a stride of 32 pixels.
+MIN_INPUT_SIZE = 32
+#: The largest edge of the network input. A batch of 8 frames of 4096x4096 px makes the FPN's stride-4 maps
+#: (256 channels) 2**31 elements, where CUDA kernels with 32-bit indexing stop; and no Pupil Labs scene
+#: camera (Neon 1600x1200, Invisible 1088x1080) gains anything from being upscaled that far.
+MAX_INPUT_SIZE = 4096
 #: The zoo model used when none is named.
 DEFAULT_MODEL = "R_50_FPN_DL_s1x"
 #: Person detections scoring below this are dropped (the peer tool's value too).

@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from napari_densepose_gaze.engine.decoder_windows import decode_for_boxes
 from napari_densepose_gaze.engine.zoo import ModelConfig
 
 __all__ = [
@@ -174,9 +175,25 @@ class V1ConvXHead(nn.Module):
         return x
 
 
+class _AtrousConv(nn.Conv2d):
+    """A dilated 3x3 convolution (padding = dilation) that skips the taps falling wholly into the padding.
+
+    ASPP's widest branch (dilation 56) sees a 28x28 RoI: every tap but the centre
+    multiplies zeros, so it is the 1x1 convolution with the centre weights.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.dilation[0] >= x.shape[-2] and self.dilation[1] >= x.shape[-1]:
+            centre = self.weight[:, :, self.kernel_size[0] // 2 : self.kernel_size[0] // 2 + 1,
+                                 self.kernel_size[1] // 2 : self.kernel_size[1] // 2 + 1]
+            return F.conv2d(x, centre.contiguous(), self.bias)
+        return super().forward(x)
+
+
 def _conv_gn_relu(in_channels: int, out_channels: int, kernel: int, dilation: int = 1) -> nn.Sequential:
+    conv = _AtrousConv if dilation > 1 else nn.Conv2d
     return nn.Sequential(
-        nn.Conv2d(in_channels, out_channels, kernel, padding=dilation * (kernel // 2), dilation=dilation, bias=False),
+        conv(in_channels, out_channels, kernel, padding=dilation * (kernel // 2), dilation=dilation, bias=False),
         nn.GroupNorm(GN_GROUPS, out_channels),
         nn.ReLU(),
     )
@@ -339,10 +356,12 @@ def run_densepose(
     ``features`` are the FPN maps p2..p5 for a batch; ``boxes[i]`` are image i's
     detections ``(N_i, 4)`` xyxy in network-input coordinates. ``pooler(maps, boxes)``
     returns the ``(sum N_i, C, R, R)`` RoI features; with a decoder it gets the
-    single stride-4 map. Split the result per image with ``DensePoseOutput.split``.
+    single stride-4 map, computed only around the boxes (see :mod:`.decoder_windows`).
+    Split the result per image with ``DensePoseOutput.split``.
     """
     maps = list(features)
     if decoder is not None:
-        maps = [decoder(maps)]
+        # Only the pixels the pooler reads: the decoder costs as much as the ResNet trunk.
+        maps = [decode_for_boxes(decoder, maps, boxes, DECODER_STRIDE)]
     # Zero boxes run through as an empty batch, which keeps the output shapes.
     return predictor(head(pooler(maps, boxes)))

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from napari_densepose_gaze.engine.chart import paste_charts
+from napari_densepose_gaze.engine.defaults import DEFAULT_SCORE_THRESHOLD, MAX_SIZE_TEST, MIN_SIZE_TEST
 from napari_densepose_gaze.engine.predictor import (
     Device,
     Frame,
@@ -31,7 +32,6 @@ from napari_densepose_gaze.engine.predictor import (
     as_frame_list,
     engine_settings,
 )
-from napari_densepose_gaze.engine.defaults import DEFAULT_SCORE_THRESHOLD, MAX_SIZE_TEST, MIN_SIZE_TEST
 from napari_densepose_gaze.engine.zoo import DEFAULT_MODEL, ModelConfig
 from napari_densepose_gaze.errors import DensePoseGazeError
 

@@ -3,7 +3,7 @@
 ``DensePoseRCNN(cfg).state_dict()`` has exactly the keys of the model-zoo
 checkpoint for ``cfg``. The stages are separate methods so that they can be run
 and checked one at a time: :meth:`features`, :meth:`proposals`, :meth:`detect`,
-:meth:`pool_densepose` / :meth:`densepose`; :meth:`forward` chains them.
+:meth:`densepose`; :meth:`forward` chains them.
 """
 
 from __future__ import annotations
@@ -118,13 +118,6 @@ class DensePoseRCNN(nn.Module):
         return box_inference(
             class_logits, box_deltas, boxes, image_sizes, score_thresh, BOX_NMS_THRESH, DETECTIONS_PER_IMAGE
         )
-
-    def pool_densepose(self, features: Mapping[str, torch.Tensor], boxes: Sequence[torch.Tensor]) -> torch.Tensor:
-        """RoI features (sum N_i, 256, R, R) for the DensePose head; runs the decoder if any."""
-        maps = [features[name] for name in ROI_FEATURES]
-        if self.roi_heads.decoder is not None:
-            maps = [self.roi_heads.decoder(maps)]
-        return self.roi_heads.densepose_pooler(maps, boxes)
 
     def densepose(self, features: Mapping[str, torch.Tensor], boxes: Sequence[torch.Tensor | Detections]):
         """Raw chart predictor outputs for every box of every image (images in order)."""

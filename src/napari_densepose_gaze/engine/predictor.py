@@ -16,7 +16,7 @@ import os
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import islice
-from typing import Literal, Union
+from typing import Literal
 
 import numpy as np
 import torch
@@ -24,9 +24,10 @@ import torch
 from napari_densepose_gaze.engine.box_head import scale_to_original_keep
 from napari_densepose_gaze.engine.chart import chart_results, paste_charts
 from napari_densepose_gaze.engine.checkpoint import check_checkpoint_matches, read_checkpoint
-from napari_densepose_gaze.engine.densepose_head import DensePoseOutput
-from napari_densepose_gaze.engine.model import DensePoseRCNN
 from napari_densepose_gaze.engine.defaults import DEFAULT_SCORE_THRESHOLD, MAX_SIZE_TEST, MIN_SIZE_TEST
+from napari_densepose_gaze.engine.densepose_head import DensePoseOutput
+from napari_densepose_gaze.engine.inference import prepare_for_inference
+from napari_densepose_gaze.engine.model import DensePoseRCNN
 from napari_densepose_gaze.engine.preprocess import preprocess
 from napari_densepose_gaze.engine.zoo import DEFAULT_MODEL, ModelConfig, get_config
 from napari_densepose_gaze.errors import DensePoseGazeError
@@ -44,9 +45,9 @@ __all__ = [
 
 Device = Literal["auto", "cpu", "cuda", "mps"]
 Precision = Literal["auto", "float32", "bfloat16", "float16"]
-Frame = Union[np.ndarray, torch.Tensor]
-Frames = Union[Frame, Sequence[Frame]]
-Weights = Union[str, os.PathLike, Mapping[str, Union[np.ndarray, torch.Tensor]], None]
+Frame = np.ndarray | torch.Tensor
+Frames = Frame | Sequence[Frame]
+Weights = str | os.PathLike | Mapping[str, np.ndarray | torch.Tensor] | None
 
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
@@ -200,6 +201,7 @@ class Predictor:
         self.model = DensePoseRCNN(self.cfg)
         self.model.load_weights(state)
         self.model.to(self.device)
+        prepare_for_inference(self.model, self.device)
         if self.channels_last:
             self.model.to(memory_format=torch.channels_last)
 

@@ -8,7 +8,9 @@ uint8 intermediate between the horizontal and the vertical pass; a float resize
 torch, so the engine sees bit for bit the image Detectron2 sees, on any device.
 (Horizontal pass first, as PIL does whenever both axes shrink or both grow, which
 is always the case for ResizeShortestEdge's uniform scale; Pillow 13 runs the
-vertical pass first when only the vertical axis shrinks.)
+vertical pass first when only the vertical axis shrinks.) Frames that are on the
+CPU and stay there are resized by PIL itself, which gives the same pixels several
+times faster; :func:`resize_like_pil` serves frames on (or bound for) a GPU.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from functools import lru_cache
 
 import numpy as np
 import torch
-import torch.nn.functional as F
+from PIL import Image
 
 from napari_densepose_gaze.engine.defaults import MAX_SIZE_TEST, MIN_SIZE_TEST
 from napari_densepose_gaze.errors import DensePoseGazeError
@@ -32,7 +34,6 @@ __all__ = [
     "resized_size",
     "resize_like_pil",
     "preprocess",
-    "pad_images",
 ]
 
 PIXEL_MEAN_BGR = (103.530, 116.280, 123.675)
@@ -131,17 +132,30 @@ def resize_like_pil(image: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     return work.to(torch.uint8)
 
 
-def _as_chw_uint8(frame: np.ndarray | torch.Tensor, device: torch.device | None) -> torch.Tensor:
-    if isinstance(frame, np.ndarray):
-        if not frame.flags.writeable:  # torch warns on read-only arrays (e.g. video frames)
-            frame = frame.copy()
-        frame = torch.from_numpy(frame)
-    if frame.dim() != 3 or frame.shape[-1] != 3 or frame.dtype != torch.uint8:
+def _checked_frame(frame: np.ndarray | torch.Tensor) -> np.ndarray | torch.Tensor:
+    if frame.ndim != 3 or frame.shape[-1] != 3 or frame.dtype not in (np.uint8, torch.uint8):
         raise DensePoseGazeError(
             f"A video frame has shape {tuple(frame.shape)} and dtype {frame.dtype}; the engine "
             "needs RGB frames as uint8 arrays of shape (height, width, 3). Decode the video as rgb24."
         )
-    return frame.to(device).permute(2, 0, 1)
+    return frame
+
+
+def _resized_chw(frame: np.ndarray | torch.Tensor, size: tuple[int, int], device: torch.device | None) -> torch.Tensor:
+    """The frame resized to ``size`` as a (3, h, w) uint8 RGB tensor on ``device``."""
+    on_cpu = isinstance(frame, np.ndarray) or frame.device.type == "cpu"
+    if on_cpu and (device is None or device.type == "cpu"):
+        rgb = frame.numpy() if isinstance(frame, torch.Tensor) else frame
+        if rgb.shape[:2] != size:
+            # np.array, not asarray: PIL's buffer is read-only, which torch warns about.
+            image = Image.fromarray(np.ascontiguousarray(rgb))
+            rgb = np.array(image.resize((size[1], size[0]), Image.Resampling.BILINEAR))
+        elif not rgb.flags.writeable:  # torch warns on read-only arrays (e.g. video frames)
+            rgb = rgb.copy()
+        return torch.from_numpy(rgb).permute(2, 0, 1)
+    if isinstance(frame, np.ndarray):
+        frame = torch.from_numpy(frame if frame.flags.writeable else frame.copy())
+    return resize_like_pil(frame.to(device).permute(2, 0, 1), size)
 
 
 def preprocess(
@@ -159,28 +173,26 @@ def preprocess(
     if len(frames) == 0:
         raise ValueError("preprocess needs at least one frame")
     device = torch.device(device) if device is not None else None
-    images: list[torch.Tensor] = []
+    resized: list[torch.Tensor] = []
     image_sizes: list[tuple[int, int]] = []
     original_sizes: list[tuple[int, int]] = []
     for frame in frames:
-        rgb = _as_chw_uint8(frame, device)
-        height, width = int(rgb.shape[1]), int(rgb.shape[2])
+        height, width = (int(v) for v in _checked_frame(frame).shape[:2])
         size = resized_size(height, width, min_size, max_size)
-        resized = resize_like_pil(rgb, size)
-        mean = torch.tensor(PIXEL_MEAN_BGR, dtype=torch.float32, device=rgb.device).view(3, 1, 1)
-        std = torch.tensor(PIXEL_STD_BGR, dtype=torch.float32, device=rgb.device).view(3, 1, 1)
-        images.append((resized.flip(0).to(torch.float32) - mean) / std)
+        resized.append(_resized_chw(frame, size, device).to(device))
         image_sizes.append(size)
         original_sizes.append((height, width))
-    return ImageBatch(pad_images(images), image_sizes, original_sizes)
+    pad_h, pad_w = (_round_up(max(s[i] for s in image_sizes), SIZE_DIVISIBILITY) for i in (0, 1))
+    batch = torch.zeros((len(frames), 3, pad_h, pad_w), dtype=torch.float32, device=resized[0].device)
+    mean = torch.tensor(PIXEL_MEAN_BGR, dtype=torch.float32, device=batch.device).view(3, 1, 1)
+    for image, rgb, (h, w) in zip(batch, resized, image_sizes):
+        inside = image[:, :h, :w]
+        inside.copy_(rgb.flip(0))  # RGB -> BGR
+        inside.sub_(mean)
+        if PIXEL_STD_BGR != (1.0, 1.0, 1.0):
+            inside.div_(torch.tensor(PIXEL_STD_BGR, dtype=torch.float32, device=batch.device).view(3, 1, 1))
+    return ImageBatch(batch, image_sizes, original_sizes)
 
 
-def pad_images(images: Sequence[torch.Tensor], divisibility: int = SIZE_DIVISIBILITY) -> torch.Tensor:
-    """Stack (3, h, w) images into one (N, 3, H, W) tensor, zero-padded at bottom/right."""
-    max_h = max(int(im.shape[1]) for im in images)
-    max_w = max(int(im.shape[2]) for im in images)
-    pad_h = (max_h + divisibility - 1) // divisibility * divisibility
-    pad_w = (max_w + divisibility - 1) // divisibility * divisibility
-    return torch.stack(
-        [F.pad(im, (0, pad_w - im.shape[2], 0, pad_h - im.shape[1]), value=0.0) for im in images]
-    )
+def _round_up(value: int, divisibility: int) -> int:
+    return (value + divisibility - 1) // divisibility * divisibility

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Literal
 
+from napari_densepose_gaze.durable import atomic_write
 from napari_densepose_gaze.engine.zoo import ModelConfig, get_config
 from napari_densepose_gaze.errors import DensePoseGazeError
 
@@ -23,6 +24,7 @@ __all__ = [
     "ProgressCallback",
     "cache_dir_for",
     "cached_path",
+    "digest_path",
     "file_sha256",
     "resolve_weights",
     "weights_state",
@@ -33,6 +35,7 @@ ProgressCallback = Callable[[int, int], None]  # (bytes done, bytes total; 0 if 
 WeightsState = Literal["missing", "downloaded", "local"]
 
 _TIMEOUT_S = 30  # per network read, not for the whole file
+_DIGEST_SUFFIX = ".sha256"  # "<hex digest> <size> <mtime_ns>" beside the file it describes
 # (path, size, mtime_ns) -> SHA-256: a checkpoint is hashed once per process, for the
 # prefix check and for the results' metadata alike.
 _digests: dict[tuple[str, int, int], str] = {}
@@ -144,17 +147,59 @@ def _download(cfg: ModelConfig, path: Path, progress: bool | ProgressCallback) -
 
 
 def file_sha256(path: str | Path) -> str:
-    """Hex SHA-256 of a file, read in chunks (checkpoints are hundreds of MB), remembered per file version."""
+    """Hex SHA-256 of a file, computed once per file version.
+
+    Remembered in this process and in ``<file>.sha256`` beside the file, so a later
+    run does not read hundreds of MB again. The side file names the file's size and
+    mtime; one that does not match them (the file was replaced) is recomputed, and a
+    folder that cannot be written to just goes without it.
+    """
     path = Path(path)
     stat = path.stat()
     key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
     if key not in _digests:
-        digest = hashlib.sha256()
-        with open(path, "rb") as f:
-            while chunk := f.read(1 << 20):
-                digest.update(chunk)
-        _digests[key] = digest.hexdigest()
+        digest = _read_digest_beside(path, stat.st_size, stat.st_mtime_ns)
+        if digest is None:
+            digest = _sha256_of(path)
+            _write_digest_beside(path, digest, stat.st_size, stat.st_mtime_ns)
+        _digests[key] = digest
     return _digests[key]
+
+
+def digest_path(path: str | Path) -> Path:
+    """Where :func:`file_sha256` keeps the digest of ``path``."""
+    path = Path(path)
+    return path.with_name(path.name + _DIGEST_SUFFIX)
+
+
+def _sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _read_digest_beside(path: Path, size: int, mtime_ns: int) -> str | None:
+    """The cached digest, or None when there is none or it is for another version of the file."""
+    try:
+        fields = digest_path(path).read_text(encoding="ascii").split()
+    except (OSError, UnicodeDecodeError):
+        return None
+    if len(fields) != 3 or fields[1:] != [str(size), str(mtime_ns)]:
+        return None
+    digest = fields[0].lower()
+    if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
+        return None
+    return digest
+
+
+def _write_digest_beside(path: Path, digest: str, size: int, mtime_ns: int) -> None:
+    try:
+        with atomic_write(digest_path(path), what="the checksum cache") as f:
+            f.write(f"{digest} {size} {mtime_ns}\n")
+    except DensePoseGazeError:
+        pass  # a read-only folder: hash again next time rather than fail
 
 
 def _check_prefix(path: Path, cfg: ModelConfig, downloaded_now: bool) -> None:
@@ -163,6 +208,7 @@ def _check_prefix(path: Path, cfg: ModelConfig, downloaded_now: bool) -> None:
         return
     if downloaded_now:
         path.unlink(missing_ok=True)
+        digest_path(path).unlink(missing_ok=True)
         raise DensePoseGazeError(
             f"The download of {cfg.url} is corrupt or not the published file: its SHA-256 starts "
             f"with {actual[:6]}, not {cfg.sha256_prefix}. The file was deleted; try again later, "

@@ -21,11 +21,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..glasses import GLASSES
 from .scene import figure_heads, render_frame
 
 __all__ = ["DEVIATIONS", "DEVICE_SIZES", "SAMPLE_SETTINGS", "write_recording", "write_export", "write_sample_recording"]
 
-DEVICE_SIZES = {"neon": (1600, 1200), "invisible": (1088, 1080)}
+#: device name -> full scene video size (width, height), from :mod:`napari_densepose_gaze.glasses`
+DEVICE_SIZES = {name: glasses.frame_size for name, glasses in GLASSES.items()}
 
 DEVIATIONS = frozenset(
     {
@@ -52,8 +54,9 @@ DEVIATIONS = frozenset(
     }
 )
 
-# napari's sample data: small enough to write in about a second, big enough to look at
-SAMPLE_SETTINGS = {"device": "neon", "size": (640, 480), "seconds": 3.0, "fps": 30, "seed": 0}
+#: The sample recording (napari's sample data and :func:`write_sample_recording`), defined here only:
+#: small enough to write in seconds, big enough to look at.
+SAMPLE_SETTINGS = {"device": "neon", "size": (640, 480), "seconds": 4.0, "fps": 30, "seed": 0}
 
 _START_NS = 1_700_000_000_123_456_789  # 2023-11-14 22:13:20 UTC, with every ns digit set
 _MISSING_ROWS = 3  # frames lost by the *_than_timestamps deviations
@@ -255,8 +258,8 @@ def _frame_timestamps(rng: np.random.Generator, start_ns: int, seconds: float, f
 
 
 def _scene_camera(device: str, width: int, height: int, rng: np.random.Generator) -> dict:
-    nominal_w = DEVICE_SIZES[device][0]
-    focal = (892.0 if device == "neon" else 766.0) * width / nominal_w
+    glasses = GLASSES[device]
+    focal = glasses.focal_px * width / glasses.frame_size[0]
     camera = {
         "camera_matrix": [
             [round(focal + float(rng.normal(0, 1)), 4), 0.0, round(width / 2 + float(rng.normal(0, 2)), 4)],

@@ -89,7 +89,7 @@ def figure_poses(t: float, width: int, height: int, n_figures: int = 2, seed: in
         shoulder = (x, top + _SHOULDER_DROP * h)
         hip = (x, top + _HIP_DROP * h)
 
-        def limb(origin, angle, a, b, bend):
+        def limb(origin, angle, a, b, bend, h=h):  # h bound now: this figure's height, not the loop's last
             # angle 0 points straight down; the lower segment bends by `bend`
             joint = (origin[0] + a * h * np.sin(angle), origin[1] + a * h * np.cos(angle))
             end = (joint[0] + b * h * np.sin(angle + bend), joint[1] + b * h * np.cos(angle + bend))

@@ -1,26 +1,23 @@
 """The "Gaze hits" dock widget: which body part each frame's gaze hit, as a sortable table.
 
 The tables come from :func:`~napari_densepose_gaze.hits.compute_hits`, run in
-a thread worker. Afterwards the widget listens to the "body parts" and
-"persons" layers of the recording: a committed paint stroke re-looks-up only
-the samples of the painted frames (:meth:`HitTables.refresh`), so the table and
-the colours of the gaze ring follow a correction at once.
+a thread worker. Afterwards the widget listens to the recording's session: a
+change of the "body parts" or "persons" labels re-looks-up only the samples of
+the changed frames (:meth:`HitTables.refresh`), so the table and the colours of
+the gaze ring follow a correction at once.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import pandas as pd
 from napari.qt.threading import thread_worker
-from napari.utils import progress as napari_progress
 from napari.utils.notifications import show_error, show_info
-from qtpy.QtCore import QAbstractTableModel, QModelIndex, QObject, Qt, QTimer
-from qtpy.QtGui import QColor
+from qtpy.QtCore import Qt
 from qtpy.QtWidgets import (
     QAbstractItemView,
     QComboBox,
@@ -36,148 +33,27 @@ from qtpy.QtWidgets import (
 )
 
 from ..errors import DensePoseGazeError
-from ..hit_export import COLUMNS, FILE_NAMES, export_recording_hits
 from ..figures import write_report
-from ..render import render_overlay
+from ..hit_export import FILE_NAMES, export_recording_hits
 from ..hits import HitSettings, HitTables, compute_hits, default_radius
-from ..parts import part_color
-from ..recording import Recording
+from ..hits.schema import documented_order
+from ..render import render_overlay
 from ..store import ResultsStore
-from .recording_layers import (
-    RECORDING_FOLDER_KEY,
-    ROLE_KEY,
-    opened_recording,
-    recording_layer,
-)
-from .progress_relay import ProgressRelay
-from .result_layers import BODY_PARTS, PERSONS, STORE_FOLDER_KEY, find_result_layer
-from .store_layer import edited_frames_of
+from .hit_views import VIEWS, GazeRings, row_target
+from .layer_roles import BODY_PARTS, GAZE, role_of
+from .session import RecordingSession, find_layer, session_of, watch_viewer
+from .table_model import DataFrameModel
+from .worker_runner import WorkerRunner
 
 if TYPE_CHECKING:
     import napari
     from napari.layers import Labels
 
-__all__ = [
-    "NO_PART_COLOR",
-    "UNPROCESSED_COLOR",
-    "VIEWS",
-    "DataFrameModel",
-    "GazeHitsWidget",
-    "documented_order",
-    "gaze_colors",
-]
+    from ..recording import Recording
 
-#: view name in the selector -> table of :class:`HitTables`
-VIEWS = {
-    "per frame": "frames",
-    "per fixation": "fixations",
-    "per part": "parts",
-    "per group": "groups",
-    "per person": "persons",
-    "per sample": "samples",
-}
-#: gaze ring on a processed frame whose gaze hit no part, and on a frame without results
-NO_PART_COLOR = (1.0, 1.0, 1.0, 1.0)
-UNPROCESSED_COLOR = (0.55, 0.55, 0.55, 1.0)
-RING_OUTLINE = "black"
-# name columns whose cells get a swatch of the part colour, with the id column holding the part
-_SWATCHES = {"part": "part id", "hit part": "hit part id"}
+__all__ = ["GazeHitsWidget"]
 
-
-def _display(value: Any) -> str:
-    """Cell text: empty for missing values, floats short but exact enough to read."""
-    if value is None or value is pd.NA:
-        return ""
-    if isinstance(value, float | np.floating):
-        return "" if math.isnan(value) else f"{value:.6g}"
-    if isinstance(value, bool | np.bool_):
-        return "yes" if value else "no"
-    return str(value)
-
-
-class DataFrameModel(QAbstractTableModel):
-    """A read-only Qt table over a pandas DataFrame, sorted with pandas (fast for 100k rows)."""
-
-    def __init__(self, parent: QObject | None = None) -> None:
-        super().__init__(parent)
-        self._frame = pd.DataFrame()
-        self._columns: list[np.ndarray] = []
-        self._numeric: list[bool] = []
-        self._sort: tuple[str, bool] | None = None  # (column, ascending)
-
-    @property
-    def frame(self) -> pd.DataFrame:
-        """The table in the order shown."""
-        return self._frame
-
-    def set_frame(self, frame: pd.DataFrame) -> None:
-        """Show ``frame``, keeping the current sort; a same-shaped table keeps the view's scroll position."""
-        if self._sort is not None and self._sort[0] not in frame.columns:
-            self._sort = None
-        same_layout = list(frame.columns) == list(self._frame.columns) and len(frame) == len(self._frame)
-        if same_layout:
-            self.layoutAboutToBeChanged.emit()
-            self._set(frame)
-            self.layoutChanged.emit()
-            self.dataChanged.emit(self.index(0, 0), self.index(max(len(frame) - 1, 0), max(len(frame.columns) - 1, 0)))
-        else:
-            self.beginResetModel()
-            self._set(frame)
-            self.endResetModel()
-
-    def _set(self, frame: pd.DataFrame) -> None:
-        if self._sort is not None:
-            column, ascending = self._sort
-            frame = frame.sort_values(column, ascending=ascending, kind="stable", na_position="last")
-        self._frame = frame.reset_index(drop=True)
-        # extension arrays (Int64, string) index slowly one cell at a time: turn them into object arrays once
-        self._numeric = [pd.api.types.is_numeric_dtype(self._frame[c].dtype)
-                         and not pd.api.types.is_bool_dtype(self._frame[c].dtype) for c in self._frame.columns]
-        self._columns = [
-            self._frame[c].to_numpy(dtype=object, na_value=None)
-            if isinstance(self._frame[c].dtype, pd.api.extensions.ExtensionDtype)
-            else self._frame[c].to_numpy()
-            for c in self._frame.columns
-        ]
-
-    def row(self, row: int) -> pd.Series:
-        return self._frame.iloc[row]
-
-    def rowCount(self, parent: QModelIndex = QModelIndex()) -> int:  # noqa: B008 (Qt API)
-        return 0 if parent.isValid() else len(self._frame)
-
-    def columnCount(self, parent: QModelIndex = QModelIndex()) -> int:  # noqa: B008 (Qt API)
-        return 0 if parent.isValid() else len(self._frame.columns)
-
-    def data(self, index: QModelIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        if not index.isValid():
-            return None
-        if role == Qt.ItemDataRole.DisplayRole:
-            return _display(self._columns[index.column()][index.row()])
-        if role == Qt.ItemDataRole.DecorationRole:
-            id_column = _SWATCHES.get(self._frame.columns[index.column()])
-            if id_column in self._frame.columns:
-                part = self._columns[self._frame.columns.get_loc(id_column)][index.row()]
-                if part is not None and not pd.isna(part) and int(part) > 0:
-                    return QColor.fromRgbF(*part_color(int(part)))
-        if role == Qt.ItemDataRole.TextAlignmentRole and self._numeric[index.column()]:
-            return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-        return None
-
-    def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        if role != Qt.ItemDataRole.DisplayRole:
-            return None
-        if orientation == Qt.Orientation.Horizontal:
-            return str(self._frame.columns[section])
-        return str(section + 1)
-
-    def sort(self, column: int, order: Qt.SortOrder = Qt.SortOrder.AscendingOrder) -> None:
-        if not 0 <= column < len(self._frame.columns):
-            return
-        self.layoutAboutToBeChanged.emit()
-        self._sort = (self._frame.columns[column], order == Qt.SortOrder.AscendingOrder)
-        self._set(self._frame)
-        self.layoutChanged.emit()
+NO_RESULTS = 'Open a recording with results (a "body parts" layer) first.'
 
 
 class GazeHitsWidget(QWidget):
@@ -187,14 +63,13 @@ class GazeHitsWidget(QWidget):
         super().__init__()
         self._viewer = napari_viewer
         self.tables: HitTables | None = None
-        self._recording: Recording | None = None
-        self._store: ResultsStore | None = None
+        self._session: RecordingSession | None = None
         self._parts_layer: Labels | None = None
-        self._hooks: list[tuple[Any, Any]] = []  # (layer, paint callback)
-        self._pending: set[int] = set()
-        self._worker: Any = None
-        self._bar: Any = None
-        self._gaze_colors: tuple | None = None  # (gaze layer, its face, border colours and widths before ours)
+        self._unsubscribe: Callable[[], None] | None = None
+        self._pending: set[int] = set()  # frames changed while a computation ran
+        self._rings = GazeRings()
+        self.tasks = WorkerRunner(show_status=self.status_text, busy_changed=self._busy_changed,
+                                  failure="Gaze hits failed")
 
         self.results = QComboBox()
         self.results.setToolTip('The "body parts" layer (results) of an opened recording.')
@@ -211,9 +86,11 @@ class GazeHitsWidget(QWidget):
         self.export_view_button = QPushButton("Export CSV…")
         self.export_all_button = QPushButton("Export all…")
         self.report_button = QPushButton("Report…")
-        self.report_button.setToolTip("Body heatmap and dwell-time bar chart (PNG and SVG), as 'densepose-gaze report'.")
+        self.report_button.setToolTip(
+            "Body heatmap and dwell-time bar chart (PNG and SVG), as 'densepose-gaze report'.")
         self.render_button = QPushButton("Render video…")
-        self.render_button.setToolTip("Overlay video: parts, gaze circle and the part looked at, as 'densepose-gaze render'.")
+        self.render_button.setToolTip(
+            "Overlay video: parts, gaze circle and the part looked at, as 'densepose-gaze render'.")
         self.status = QLabel("")
         self.status.setWordWrap(True)
         self.model = DataFrameModel(self)
@@ -226,7 +103,26 @@ class GazeHitsWidget(QWidget):
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.verticalHeader().setDefaultSectionSize(22)
+        self._lay_out()
 
+        self.results.currentIndexChanged.connect(self._results_changed)
+        self.view.currentIndexChanged.connect(self._show_table)
+        self.unit.currentIndexChanged.connect(self._settings_changed)
+        self.radius.valueChanged.connect(self._settings_changed)
+        self.compute_button.clicked.connect(self.compute)
+        self.export_view_button.clicked.connect(self._ask_export_view)
+        self.export_all_button.clicked.connect(self._ask_export_all)
+        self.report_button.clicked.connect(self._ask_report)
+        self.render_button.clicked.connect(self._ask_render)
+        self.table.selectionModel().currentRowChanged.connect(lambda current, _previous: self.go_to_row(current.row()))
+        self.table.clicked.connect(lambda index: self.go_to_row(index.row()))  # again on the current row, too
+        watch_viewer(napari_viewer)
+        napari_viewer.layers.events.inserted.connect(self._layers_changed)
+        napari_viewer.layers.events.removed.connect(self._layers_changed)
+        self._layers_changed()
+        self._enable()
+
+    def _lay_out(self) -> None:
         radius_row = QHBoxLayout()
         radius_row.addWidget(self.radius, 1)
         radius_row.addWidget(self.unit)
@@ -243,59 +139,44 @@ class GazeHitsWidget(QWidget):
         layout = QVBoxLayout(self)
         layout.addLayout(form)
         layout.addLayout(buttons)
+        layout.addLayout(outputs)
         layout.addWidget(self.status)
         layout.addWidget(self.table, 1)
 
-        self._relay = ProgressRelay(self)
-        self._relay.changed.connect(self._on_progress)
-        # paint events fire before napari writes a zarr-backed stroke: apply edits on the next event-loop turn
-        self._flush_timer = QTimer(self)
-        self._flush_timer.setSingleShot(True)
-        self._flush_timer.setInterval(0)
-        self._flush_timer.timeout.connect(self._apply_pending)
+    def status_text(self, text: str) -> None:
+        self.status.setText(text)
 
-        self.results.currentIndexChanged.connect(self._results_changed)
-        self.view.currentIndexChanged.connect(self._show_table)
-        self.unit.currentIndexChanged.connect(self._settings_changed)
-        self.radius.valueChanged.connect(self._settings_changed)
-        self.compute_button.clicked.connect(self.compute)
-        self.export_view_button.clicked.connect(self._ask_export_view)
-        self.export_all_button.clicked.connect(self._ask_export_all)
-        self.report_button.clicked.connect(self._ask_report)
-        self.render_button.clicked.connect(self._ask_render)
-        self.table.selectionModel().currentRowChanged.connect(lambda current, _previous: self.go_to_row(current.row()))
-        self.table.clicked.connect(lambda index: self.go_to_row(index.row()))  # again on the current row, too
-        napari_viewer.layers.events.inserted.connect(self._layers_changed)
-        napari_viewer.layers.events.removed.connect(self._layers_changed)
-        self._layers_changed()
-        self._enable()
+    @property
+    def _store(self) -> ResultsStore | None:
+        """The picked recording's results store: its session's one handle (a DensePose run may replace it)."""
+        return None if self._session is None else self._session.store
+
+    @property
+    def recording(self) -> Recording | None:
+        """The recording whose results are picked, or None."""
+        return None if self._session is None else self._session.recording
 
     # ------------------------------------------------------------ picking the results
-    def _result_layers(self) -> list[Any]:
-        return [layer for layer in self._viewer.layers
-                if layer.metadata.get(ROLE_KEY) == BODY_PARTS and layer.metadata.get(STORE_FOLDER_KEY)]
-
     def _layers_changed(self, _event: Any = None) -> None:
-        layers = self._result_layers()
+        layers = [layer for layer in self._viewer.layers if role_of(layer) == BODY_PARTS]
         current = self.results.currentData()
         self.results.blockSignals(True)
         self.results.clear()
         for layer in layers:
-            folder = Path(layer.metadata.get(RECORDING_FOLDER_KEY, ""))
-            self.results.addItem(f"{folder.name} ({layer.name})", layer)
+            session = _session_or_none(layer)
+            name = session.recording.name if session is not None else "?"
+            self.results.addItem(f"{name} ({layer.name})", layer)
         index = next((i for i, layer in enumerate(layers) if layer is current), len(layers) - 1)
         self.results.setCurrentIndex(index)
         self.results.blockSignals(False)
         if self.results.currentData() is not self._parts_layer:
             self._results_changed()
-        else:  # e.g. the "persons" layer arrived after "body parts"
-            self._watch_edits()
 
     def _results_changed(self, _index: int = -1) -> None:
         self._unbind()
         layer = self.results.currentData()
         if layer is None:
-            self.status.setText('Open a recording with results (a "body parts" layer) first.')
+            self.status.setText(NO_RESULTS)
             self._enable()
             return
         try:
@@ -307,41 +188,29 @@ class GazeHitsWidget(QWidget):
         self._enable()
 
     def _bind(self, layer: Labels) -> None:
-        folder = layer.metadata.get(RECORDING_FOLDER_KEY)
-        if not folder:
+        session = session_of(layer)
+        if session is None:
             raise DensePoseGazeError(f'The layer "{layer.name}" does not say which recording it belongs to: '
                                      "open the recording folder with napari-densepose-gaze.")
-        self._recording = opened_recording(Path(folder))
-        self._store = ResultsStore.open(layer.metadata[STORE_FOLDER_KEY], mode="r")
-        self._parts_layer = layer
-        self._watch_edits()
-        has_intrinsics = bool(self._recording.scene_camera) and "camera_matrix" in self._recording.scene_camera
+        if session.store is None:
+            raise DensePoseGazeError(f"{session.recording.name} has no results at {session.store_folder}: "
+                                     "run DensePose on it first.")
+        self._session, self._parts_layer = session, layer
+        self._unsubscribe = session.on_labels_changed(self._labels_changed)
+        recording = session.recording
+        has_intrinsics = bool(recording.scene_camera) and "camera_matrix" in recording.scene_camera
         self.unit.model().item(1).setEnabled(has_intrinsics)
-        default = default_radius(self._recording.scene_camera, self._recording.frame_size)
-        self._set_settings(default)
-        self.status.setText(f"{self._recording.name}: press Compute.")
-
-    def _watch_edits(self) -> None:
-        """Listen to paint strokes on the results' "body parts" and "persons" layers (each hooked once)."""
-        if self._parts_layer is None or self._recording is None:
-            return
-        persons = find_result_layer(self._viewer, self._recording.folder, PERSONS)
-        hooked = [layer for layer, _ in self._hooks]
-        for layer in (self._parts_layer, persons):
-            if layer is not None and not any(layer is h for h in hooked):
-                layer.events.paint.connect(self._on_paint)
-                self._hooks.append((layer, self._on_paint))
+        self._set_settings(default_radius(recording.scene_camera, recording.frame_size))
+        self.status.setText(f"{recording.name}: press Compute.")
 
     def _unbind(self) -> None:
-        for layer, callback in self._hooks:
-            layer.events.paint.disconnect(callback)
-        self._hooks = []
-        self._restore_gaze_colors()
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+            self._unsubscribe = None
+        self._rings.restore(self._viewer.layers)
         self.tables = None
         self._pending.clear()
-        self._recording = None
-        self._store = None
-        self._parts_layer = None
+        self._session = self._parts_layer = None
         self.model.set_frame(pd.DataFrame())
 
     # ------------------------------------------------------------ settings
@@ -370,37 +239,31 @@ class GazeHitsWidget(QWidget):
     # ------------------------------------------------------------ computing
     def compute(self, _checked: bool = False) -> Any:
         """Compute every table in a thread worker; returns the worker (None if nothing can be computed)."""
-        if self._worker is not None:
-            return self._worker
-        if self._recording is None or self._store is None:
-            show_error('Open a recording with results (a "body parts" layer) first.')
+        if self.tasks.busy:
+            return None
+        if self._session is None or self._store is None:
+            show_error(NO_RESULTS)
             return None
         try:
             settings = self.settings()
         except DensePoseGazeError as exc:
             show_error(str(exc))
             return None
-        recording, store, relay = self._recording, self._store, self._relay
-        self._pending.clear()  # the computation reads every frame as it is now; later strokes are applied after it
+        recording, store, relay = self._session.recording, self._store, self.tasks.relay
+        self._pending.clear()  # the computation reads every frame as it is now; later changes are applied after it
 
-        @thread_worker(ignore_errors=True)  # errors go to _on_error, not to the event loop
+        @thread_worker(ignore_errors=True)  # errors go to the runner, not to the event loop
         def work() -> HitTables:
             return compute_hits(recording, store, settings, progress=relay)
 
         worker = work()
-        worker.returned.connect(lambda tables: self._on_computed(tables, store))
-        self._bar = napari_progress(total=max(recording.n_frames, 1), desc="Gaze hits")
-        self._start(worker, "Computing gaze hits ...")
-        return worker
+        session = self._session
+        worker.returned.connect(lambda tables: self._on_computed(tables, session))
+        return self.tasks.start(worker, "Computing gaze hits ...", progress="Gaze hits",
+                                total=max(recording.n_frames, 1))
 
-    def _on_progress(self, done: int, total: int) -> None:
-        if self._bar is not None:
-            self._bar.total = max(total, 1)
-            self._bar.n = done
-            self._bar.refresh()
-
-    def _on_computed(self, tables: HitTables, store: ResultsStore) -> None:
-        if self._store is not store:  # other results were picked (or these closed) meanwhile
+    def _on_computed(self, tables: HitTables, session: RecordingSession) -> None:
+        if self._session is not session:  # other results were picked (or these closed) meanwhile
             return
         self.tables = tables
         self._show_table()
@@ -408,16 +271,15 @@ class GazeHitsWidget(QWidget):
         n_frames = int(tables.frames["processed"].sum())
         self.status.setText(f"{len(tables.samples)} gaze samples, {n_frames} frames with results; "
                             f"radius {tables.settings.radius:g} {tables.settings.unit}.")
-        if self._pending:  # painted while computing
-            self._flush_timer.start()
 
-    # ------------------------------------------------------------ live edits
-    def _on_paint(self, event: Any) -> None:
-        self._pending.update(edited_frames_of(event.value))
-        self._flush_timer.start()
+    # ------------------------------------------------------------ label changes
+    def _labels_changed(self, frames: list[int]) -> None:
+        """The session's report of changed frames (after the change is in the store)."""
+        self._pending.update(frames)
+        self._apply_pending()
 
     def _apply_pending(self) -> None:
-        if self.tables is None or self._store is None or self._worker is not None or not self._pending:
+        if self.tables is None or self._store is None or self.tasks.busy or not self._pending:
             return  # before the first computation there is nothing to update; a running one picks them up
         frames = sorted(self._pending)
         self._pending.clear()
@@ -449,9 +311,9 @@ class GazeHitsWidget(QWidget):
 
     def go_to_row(self, row: int) -> None:
         """Show the frame of a table row (a summary row: its first hit) with its gaze point centred."""
-        if not 0 <= row < self.model.rowCount():
+        if self.tables is None or not 0 <= row < self.model.rowCount():
             return
-        target = self._target(self.model.row(row))
+        target = row_target(self.current_view(), self.model.row(row), self.tables)
         if target is None:
             return
         frame, y, x = target
@@ -462,53 +324,9 @@ class GazeHitsWidget(QWidget):
             camera = scene.camera if scene is not None else self._viewer.camera
             camera.center = (y, x)
 
-    def _target(self, row: pd.Series) -> tuple[int, float, float] | None:
-        """(frame, y, x) a row points at, or None (no frame)."""
-        view = self.current_view()
-        if view in ("frames", "samples"):
-            frame, x, y = row["frame"], row["gaze x [px]"], row["gaze y [px]"]
-        elif view == "fixations":
-            frame, x, y = row["start frame"], row.get("fixation x [px]", np.nan), row.get("fixation y [px]", np.nan)
-        else:
-            first = row["first hit timestamp [ns]"]
-            if self.tables is None or pd.isna(first):
-                return None
-            samples = self.tables.samples
-            hits = samples[samples["assessed"].to_numpy(dtype=bool) & (samples["hit part id"].fillna(0) > 0)]
-            if hits.empty:
-                return None
-            # nearest rather than equal: the summary's timestamp may have passed through float64
-            ts = hits["timestamp [ns]"].to_numpy(dtype=np.int64)
-            hit = hits.iloc[int(np.argmin(np.abs(ts - int(first))))]
-            frame, x, y = hit["frame"], hit["gaze x [px]"], hit["gaze y [px]"]
-        if pd.isna(frame) or int(frame) < 0:
-            return None
-        return int(frame), _as_float(y), _as_float(x)
-
     def _color_gaze(self) -> None:
-        """Colour the gaze ring of each frame by the part its gaze hit (per-frame majority)."""
-        if self.tables is None or self._recording is None:
-            return
-        layer = recording_layer(self._viewer, self._recording.folder, "gaze")
-        if layer is None or len(layer.data) == 0:
-            return
-        if self._gaze_colors is None or self._gaze_colors[0] is not layer:
-            self._gaze_colors = (layer, np.array(layer.face_color, copy=True), np.array(layer.border_color, copy=True),
-                                 np.array(layer.border_width, copy=True))
-            # a ring in the colour of the part it lies on would vanish: outline it
-            layer.border_color = RING_OUTLINE
-            layer.border_width = 0.12
-        layer.face_color = gaze_colors(self.tables.frames, layer.data[:, 0])
-
-    def _restore_gaze_colors(self) -> None:
-        if self._gaze_colors is None:
-            return
-        layer, faces, borders, widths = self._gaze_colors
-        self._gaze_colors = None
-        if layer in self._viewer.layers and len(layer.data) == len(faces):
-            layer.face_color = faces
-            layer.border_color = borders
-            layer.border_width = widths
+        if self.tables is not None and self._session is not None:
+            self._rings.color(find_layer(self._viewer, GAZE, self._session), self.tables.frames)
 
     # ------------------------------------------------------------ export
     def export_view(self, path: str | Path) -> Path:
@@ -526,72 +344,50 @@ class GazeHitsWidget(QWidget):
 
     def export_all(self, folder: str | Path) -> Any:
         """Write every table (and the peer tool's files) into ``folder`` in a thread worker; returns the worker."""
-        tables, recording = self._ready_tables()
-        store = self._store
-
-        @thread_worker(ignore_errors=True)
-        def work() -> dict[str, Path]:
-            return export_recording_hits(tables, folder, recording, store)
-
-        worker = work()
-        worker.returned.connect(lambda written: self._exported(written, Path(folder)))
-        self._start(worker, f"Exporting to {folder} ...")
-        return worker
-
-    def write_report(self, folder: str | Path) -> Any:
-        """The report figures (same as ``densepose-gaze report``) into ``folder`` in a thread worker."""
-        tables, recording = self._ready_tables()
+        tables, session, store = self._ready()
         folder = Path(folder).expanduser()
 
         @thread_worker(ignore_errors=True)
         def work() -> dict[str, Path]:
-            return write_report(tables, folder, name=recording.name)
+            return export_recording_hits(tables, folder, session.recording, store)
 
         worker = work()
         worker.returned.connect(lambda written: self._exported(written, folder))
-        self._start(worker, f"Writing the report to {folder} ...")
-        return worker
+        return self.tasks.start(worker, f"Exporting to {folder} ...")
+
+    def write_report(self, folder: str | Path) -> Any:
+        """The report figures (same as ``densepose-gaze report``) into ``folder`` in a thread worker."""
+        tables, session, _ = self._ready()
+        folder = Path(folder).expanduser()
+
+        @thread_worker(ignore_errors=True)
+        def work() -> dict[str, Path]:
+            return write_report(tables, folder, name=session.recording.name)
+
+        worker = work()
+        worker.returned.connect(lambda written: self._exported(written, folder))
+        return self.tasks.start(worker, f"Writing the report to {folder} ...")
 
     def render_video(self, path: str | Path) -> Any:
         """The overlay video (same as ``densepose-gaze render``) to ``path`` in a thread worker."""
-        tables, recording = self._ready_tables()
-        store, relay, path = self._store, self._relay, Path(path).expanduser()
+        tables, session, store = self._ready()
+        recording, relay, path = session.recording, self.tasks.relay, Path(path).expanduser()
 
         @thread_worker(ignore_errors=True)
         def work() -> Path | None:
-            return render_overlay(recording, store, tables, path,
-                                  progress=relay)
+            return render_overlay(recording, store, tables, path, progress=relay)
 
         worker = work()
         worker.returned.connect(lambda out: self._exported({"video": out}, path.parent))
-        self._bar = napari_progress(total=max(recording.n_frames, 1), desc="Overlay video")
-        self._start(worker, f"Rendering {path.name} ...")
-        return worker
+        return self.tasks.start(worker, f"Rendering {path.name} ...", progress="Overlay video",
+                                total=max(recording.n_frames, 1))
 
-    def _ready_tables(self) -> tuple[HitTables, Recording]:
-        if self.tables is None or self._recording is None or self._store is None:
+    def _ready(self) -> tuple[HitTables, RecordingSession, ResultsStore]:
+        if self.tables is None or self._session is None or self._store is None:
             raise DensePoseGazeError("Compute the gaze hits first.")
-        if self._worker is not None:
+        if self.tasks.busy:
             raise DensePoseGazeError("Wait until the current task has finished.")
-        return self.tables, self._recording
-
-    def _ask_report(self, _checked: bool = False) -> None:
-        folder = QFileDialog.getExistingDirectory(self, "Write the report figures into", str(self._default_export_folder()))
-        if folder:
-            self._call(self.write_report, folder)
-
-    def _ask_render(self, _checked: bool = False) -> None:
-        name = f"{self._recording.name}_overlay.mp4" if self._recording is not None else "overlay.mp4"
-        path, _ = QFileDialog.getSaveFileName(self, "Write the overlay video", str(self._default_export_folder() / name),
-                                              "MP4 video (*.mp4)")
-        if path:
-            self._call(self.render_video, path)
-
-    def _call(self, action, *args: Any) -> None:
-        try:
-            action(*args)
-        except DensePoseGazeError as exc:
-            show_error(str(exc))
+        return self.tables, self._session, self._store
 
     def _exported(self, written: dict[str, Path], folder: Path) -> None:
         message = f"Wrote {len(written)} files to {folder}."
@@ -603,79 +399,54 @@ class GazeHitsWidget(QWidget):
 
     def _ask_export_view(self, _checked: bool = False) -> None:
         name = FILE_NAMES[self.current_view()]
-        path, _ = QFileDialog.getSaveFileName(self, "Export the table shown", str(self._default_export_folder() / name),
-                                              "CSV files (*.csv)")
-        if not path:
-            return
-        try:
-            written = self.export_view(path)
-        except DensePoseGazeError as exc:
-            show_error(str(exc))
-            return
-        self.status.setText(f"Wrote {written}.")
+        path, _ = QFileDialog.getSaveFileName(self, "Export the table shown",
+                                              str(self._default_export_folder() / name), "CSV files (*.csv)")
+        if path:
+            _report_errors(lambda: self.status.setText(f"Wrote {self.export_view(path)}."))
 
     def _ask_export_all(self, _checked: bool = False) -> None:
-        folder = QFileDialog.getExistingDirectory(self, "Export every gaze hit table into", str(self._default_export_folder()))
-        if not folder:
-            return
-        try:
-            self.export_all(folder)
-        except DensePoseGazeError as exc:
-            show_error(str(exc))
+        folder = QFileDialog.getExistingDirectory(self, "Export every gaze hit table into",
+                                                  str(self._default_export_folder()))
+        if folder:
+            _report_errors(lambda: self.export_all(folder))
 
-    # ------------------------------------------------------------ workers
-    def _start(self, worker: Any, status: str) -> None:
-        self._worker = worker
-        self.status.setText(status)
-        worker.errored.connect(self._on_error)
-        worker.finished.connect(self._on_finished)
+    def _ask_report(self, _checked: bool = False) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Write the report figures into",
+                                                  str(self._default_export_folder()))
+        if folder:
+            _report_errors(lambda: self.write_report(folder))
+
+    def _ask_render(self, _checked: bool = False) -> None:
+        recording = self.recording
+        name = f"{recording.name}_overlay.mp4" if recording is not None else "overlay.mp4"
+        path, _ = QFileDialog.getSaveFileName(self, "Write the overlay video",
+                                              str(self._default_export_folder() / name), "MP4 video (*.mp4)")
+        if path:
+            _report_errors(lambda: self.render_video(path))
+
+    def _busy_changed(self) -> None:
         self._enable()
-        worker.start()
-
-    def _on_error(self, exc: BaseException) -> None:
-        message = str(exc) if isinstance(exc, DensePoseGazeError) else f"Gaze hits failed: {exc!r}"
-        self.status.setText(message)
-        show_error(message)
-
-    def _on_finished(self) -> None:
-        self._worker = None
-        if self._bar is not None:
-            self._bar.close()
-            self._bar = None
-        self._enable()
-        if self._pending:
-            self._flush_timer.start()
+        self._apply_pending()  # changes made while a task ran
 
     def _enable(self) -> None:
-        idle = self._worker is None
+        idle = not self.tasks.busy
+        have_tables = idle and self.tables is not None
         self.compute_button.setEnabled(idle and self._store is not None)
         self.compute_button.setText("Compute" if self.tables is None else "Recompute")
-        self.export_view_button.setEnabled(idle and self.tables is not None)
-        self.export_all_button.setEnabled(idle and self.tables is not None)
-        self.report_button.setEnabled(idle and self.tables is not None)
-        self.render_button.setEnabled(idle and self.tables is not None)
+        for button in (self.export_view_button, self.export_all_button, self.report_button, self.render_button):
+            button.setEnabled(have_tables)
 
 
-def _as_float(value: Any) -> float:
-    return float("nan") if pd.isna(value) else float(value)
+def _session_or_none(layer: Any) -> RecordingSession | None:
+    try:
+        return session_of(layer)
+    except DensePoseGazeError:
+        return None
 
 
-def documented_order(view: str, table: pd.DataFrame) -> pd.DataFrame:
-    """``table`` with the documented columns first, in the order of the exported CSVs (docs/hits.md)."""
-    documented = [c for c in COLUMNS[view] if c in table]
-    return table[documented + [c for c in table.columns if c not in COLUMNS[view]]]
-
-
-def gaze_colors(frames: pd.DataFrame, point_frames: Iterable[float]) -> np.ndarray:
-    """RGBA per gaze point: the colour of its frame's hit part; white without a part, grey without results."""
-    point_frames = np.asarray(point_frames, dtype=np.float64).round().astype(np.int64)
-    n = int(max(point_frames.max(initial=-1), frames["frame"].max() if len(frames) else -1)) + 1
-    lut = np.tile(np.asarray(UNPROCESSED_COLOR), (max(n, 0), 1))
-    processed = frames[frames["processed"].to_numpy(dtype=bool)]
-    lut[processed["frame"].to_numpy(dtype=np.int64)] = NO_PART_COLOR
-    parts = processed["part id"].fillna(0).to_numpy(dtype=np.int64)
-    on_part = parts > 0
-    if on_part.any():
-        lut[processed["frame"].to_numpy(dtype=np.int64)[on_part]] = [part_color(int(p)) for p in parts[on_part]]
-    return lut[point_frames] if len(point_frames) else np.zeros((0, 4))
-
+def _report_errors(action: Callable[[], Any]) -> None:
+    """Run a button's action; a user's error goes to a notification."""
+    try:
+        action()
+    except DensePoseGazeError as exc:
+        show_error(str(exc))

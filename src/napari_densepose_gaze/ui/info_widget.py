@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -10,9 +9,8 @@ from qtpy.QtCore import Qt
 from qtpy.QtWidgets import QFormLayout, QLabel, QVBoxLayout, QWidget
 
 from ..errors import DensePoseGazeError
-from ..gaze import gaze_samples
 from ..recording import Recording
-from .recording_layers import current_recording_folder, opened_recording
+from .session import RecordingSession, current_session, watch_viewer
 
 if TYPE_CHECKING:
     import napari
@@ -28,7 +26,7 @@ def recording_summary(recording: Recording) -> dict[str, str]:
     n_frames = len(frame_ts)
     duration_s = (frame_ts[-1] - frame_ts[0]) / 1e9 if n_frames > 1 else 0.0
     rate = f", {(n_frames - 1) / duration_s:.1f} fps" if duration_s > 0 else ""
-    samples = gaze_samples(recording)
+    samples = recording.gaze_samples
     n_valid = int(samples["valid"].sum())
     width, height = recording.frame_size
     warnings = recording.warnings
@@ -50,7 +48,7 @@ class RecordingInfoWidget(QWidget):
     def __init__(self, napari_viewer: napari.Viewer) -> None:
         super().__init__()
         self._viewer = napari_viewer
-        self._shown: Path | None = None
+        self._shown: RecordingSession | None = None
 
         self._status = QLabel(NO_RECORDING)
         self._status.setWordWrap(True)
@@ -67,6 +65,7 @@ class RecordingInfoWidget(QWidget):
         layout.addLayout(form)
         layout.addStretch()
 
+        watch_viewer(napari_viewer)
         napari_viewer.layers.selection.events.active.connect(self._refresh)
         napari_viewer.layers.events.inserted.connect(self._refresh)
         napari_viewer.layers.events.removed.connect(self._refresh)
@@ -77,19 +76,19 @@ class RecordingInfoWidget(QWidget):
         return self._status.text()
 
     def _refresh(self, event: object = None) -> None:
-        folder = current_recording_folder(self._viewer)
-        if folder == self._shown and folder is not None:
+        try:
+            session = current_session(self._viewer)
+        except DensePoseGazeError as err:  # the recording moved or was deleted since it was opened
+            self._shown = None
+            self._show(str(err), {})
             return
-        self._shown = folder
-        if folder is None:
+        if session is self._shown and session is not None:
+            return
+        self._shown = session
+        if session is None:
             self._show(NO_RECORDING, {})
             return
-        try:
-            summary = recording_summary(opened_recording(folder))
-        except DensePoseGazeError as err:
-            self._show(f"Cannot read {folder}: {err}", {})
-            return
-        self._show("", summary)
+        self._show("", recording_summary(session.recording))
 
     def _show(self, status: str, summary: dict[str, str]) -> None:
         self._status.setText(status)

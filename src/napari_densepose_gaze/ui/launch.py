@@ -20,14 +20,18 @@ def show_recording(viewer, path: str | Path | None = None) -> None:
     The view starts in the middle of the longest fixation, where the gaze ring
     rests on something.
     """
+    # imported here like napari in main(): --help stays quick
+    from .layer_roles import FIXATIONS, GAZE
+    from .session import find_layer, session_of
+
     if path is None:
-        viewer.open_sample(PLUGIN, "synthetic_recording")
+        layers = viewer.open_sample(PLUGIN, "synthetic_recording")
     else:
-        viewer.open(path, plugin=PLUGIN)
+        layers = viewer.open(path, plugin=PLUGIN)
     viewer.window.add_plugin_dock_widget(PLUGIN, "Recording info")
     viewer.window.add_plugin_dock_widget(PLUGIN, "Run DensePose")
-    gaze = [layer for layer in viewer.layers if layer.name.startswith("gaze")][-1]
-    fixations = [layer for layer in viewer.layers if layer.name.startswith("fixations")][-1]
+    session = session_of(layers[0])
+    gaze, fixations = find_layer(viewer, GAZE, session), find_layer(viewer, FIXATIONS, session)
     viewer.layers.selection.active = gaze
     if len(fixations.data):
         ids = fixations.features["fixation id"].to_numpy()

@@ -11,35 +11,19 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
-
-import numpy as np
-import pandas as pd
 
 import napari
+import numpy as np
+import pandas as pd
 from napari.utils.notifications import show_warning
 
 from ..errors import DensePoseGazeError
-from ..gaze import fixations_to_frames, per_frame_gaze
-from ..recording import Recording
-from ..store import ResultsStore
-from .recording_layers import recording_metadata, remember_recording
-from .result_layers import result_layer_data, track_result_layers
+from ..recording import Recording, looks_like_recording_or_export
+from .layer_roles import FIXATIONS, GAZE, SCENE_VIDEO, layer_metadata
+from .result_layers import LayerData, result_layer_data
+from .session import RecordingSession, open_session, watch_viewer
 
-LayerData = tuple[Any, dict[str, Any], str]
 PathOrPaths = str | Sequence[str]
-
-# Files that only a Pupil Cloud recording folder or export root holds. A folder
-# with none of them is not ours, even if it holds an .mp4.
-RECORDING_MARKERS = (
-    "world_timestamps.csv",
-    "gaze.csv",
-    "fixations.csv",
-    "info.json",
-    "events.csv",
-    "scene_camera.json",
-)
-EXPORT_MARKERS = ("enrichment_info.txt", "sections.csv")
 
 GAZE_COLOR = "#ff2d55"  # a saturated red-pink that stays visible on skin, cloth and walls
 FIXATION_COLOR = "#00e5ff"
@@ -51,7 +35,7 @@ def get_reader(path: PathOrPaths) -> Callable[[PathOrPaths], list[LayerData]] | 
         if len(path) != 1:
             return None  # a stack of several paths is never one recording
         path = path[0]
-    if not _looks_like_recording_or_export(Path(path)):
+    if not looks_like_recording_or_export(Path(path)):
         return None
     return read_recording
 
@@ -60,28 +44,23 @@ def read_recording(path: PathOrPaths) -> list[LayerData]:
     """Layers of the recording at ``path``: scene video, fixations and gaze (top)."""
     if not isinstance(path, str | Path):
         path = path[0]
-    # Recording.open resolves a video to its folder and an export root to its one
-    # recording, and raises DensePoseGazeError naming the recordings when there are several
-    recording = Recording.open(path)
-    remember_recording(recording)
-    return recording_layer_data(recording) + _result_layers(recording)
-
-
-def _result_layers(recording: Recording) -> list[LayerData]:
-    """The "body parts" and "persons" layers when the recording already has results beside it."""
-    folder = ResultsStore.default_folder(recording.folder)
-    if not folder.is_dir():
-        return []
-    try:
-        store = ResultsStore.open(folder, mode="r")
-    except DensePoseGazeError as exc:  # the recording still opens; say why its results do not
-        show_warning(f"Results beside {recording.name} were not opened: {exc}")
-        return []
+    # a video resolves to its folder and an export root to its one recording; several raise
+    # DensePoseGazeError naming them
+    session = open_session(path)
     viewer = napari.current_viewer()
     if viewer is not None:
-        # Once the layers exist, their edits must reach the store (a reader can only return data).
-        track_result_layers(viewer)
-    return result_layer_data(store, recording.folder)
+        # a reader can only return data: the viewer is watched so the layers join the session when made
+        watch_viewer(viewer)
+    return recording_layer_data(session.recording) + _result_layers(session)
+
+
+def _result_layers(session: RecordingSession) -> list[LayerData]:
+    """The "body parts" and "persons" layers when the recording already has results beside it."""
+    try:
+        return result_layer_data(session)
+    except DensePoseGazeError as exc:  # the recording still opens; say why its results do not
+        show_warning(f"Results beside {session.recording.name} were not opened: {exc}")
+        return []
 
 
 def recording_layer_data(recording: Recording) -> list[LayerData]:
@@ -95,47 +74,21 @@ def recording_layer_data(recording: Recording) -> list[LayerData]:
     ]
 
 
-def _looks_like_recording_or_export(path: Path) -> bool:
-    if path.is_file():
-        return path.suffix.lower() == ".mp4" and _has_any(path.parent, RECORDING_MARKERS)
-    if path.is_dir():
-        if _has_any(path, RECORDING_MARKERS + EXPORT_MARKERS):
-            return True
-        # an export root holds recording folders; an unzipped download may wrap it in one more folder
-        for child in _subfolders(path):
-            if _has_any(child, RECORDING_MARKERS + EXPORT_MARKERS):
-                return True
-            if any(_has_any(grandchild, RECORDING_MARKERS) for grandchild in _subfolders(child)):
-                return True
-    return False
-
-
-def _has_any(folder: Path, names: Sequence[str]) -> bool:
-    return any((folder / name).is_file() for name in names)
-
-
-def _subfolders(folder: Path) -> list[Path]:
-    try:
-        return sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
-    except OSError:  # unreadable: not ours to judge
-        return []
-
-
 def _marker_size(width: int, height: int, fraction: float) -> float:
     return max(6.0, fraction * max(width, height))
 
 
 def _scene_video(recording: Recording) -> LayerData:
     kwargs = {
-        "name": "scene video",
+        "name": SCENE_VIDEO,
         "rgb": True,
-        "metadata": recording_metadata(recording.folder, "scene video"),
+        "metadata": layer_metadata(recording.folder, SCENE_VIDEO),
     }
     return recording.video(), kwargs, "image"
 
 
 def _gaze_points(recording: Recording, width: int, height: int) -> LayerData:
-    per_frame = per_frame_gaze(recording)
+    per_frame = recording.per_frame_gaze()
     valid = per_frame[(per_frame["valid samples"] > 0) & per_frame["gaze x [px]"].notna()]
     data = np.column_stack(
         [valid["frame"].to_numpy(np.float64), valid["gaze y [px]"].to_numpy(), valid["gaze x [px]"].to_numpy()]
@@ -149,14 +102,14 @@ def _gaze_points(recording: Recording, width: int, height: int) -> LayerData:
         }
     )
     kwargs = {
-        "name": "gaze",
+        "name": GAZE,
         "features": features,
         "size": _marker_size(width, height, 0.05),
         "symbol": "ring",
         "face_color": GAZE_COLOR,
         "border_width": 0,
         "out_of_slice_display": False,
-        "metadata": recording_metadata(recording.folder, "gaze"),
+        "metadata": layer_metadata(recording.folder, GAZE),
     }
     return data, kwargs, "points"
 
@@ -170,7 +123,7 @@ def _fixation_points(recording: Recording, n_frames: int, width: int, height: in
     frame's own gaze ring.
     """
     columns = ["frame", "y", "x", "fixation id", "start timestamp [ns]", "duration [ms]"]
-    fixations = fixations_to_frames(recording)
+    fixations = recording.fixation_frames()
     x = fixations["fixation x [px]"].to_numpy(np.float64)
     y = fixations["fixation y [px]"].to_numpy(np.float64)
     first = fixations["start frame"].to_numpy(np.int64)
@@ -197,7 +150,7 @@ def _fixation_points(recording: Recording, n_frames: int, width: int, height: in
     )
     data = table[["frame", "y", "x"]].to_numpy(np.float64).reshape(-1, 3)
     kwargs = {
-        "name": "fixations",
+        "name": FIXATIONS,
         "features": table[["fixation id", "start timestamp [ns]", "duration [ms]"]],
         "size": _marker_size(width, height, 0.035),
         "symbol": "disc",
@@ -206,6 +159,6 @@ def _fixation_points(recording: Recording, n_frames: int, width: int, height: in
         "border_width": 0.1,
         "opacity": 0.9,
         "out_of_slice_display": False,
-        "metadata": recording_metadata(recording.folder, "fixations"),
+        "metadata": layer_metadata(recording.folder, FIXATIONS),
     }
     return data, kwargs, "points"

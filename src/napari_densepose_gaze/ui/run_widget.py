@@ -7,7 +7,6 @@ progress and repaints the "body parts" layer as frames arrive.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from magicgui.widgets import (
@@ -21,23 +20,23 @@ from magicgui.widgets import (
     SpinBox,
 )
 from napari.qt.threading import thread_worker
-from napari.utils import progress as napari_progress
 from napari.utils.notifications import show_error, show_info
 
+from ..engine.defaults import DEFAULT_MODEL, DEFAULT_SCORE_THRESHOLD, DEVICES, MIN_SIZE_TEST, PRECISIONS
 from ..engine.weights import weights_state
-from ..engine.zoo import DEFAULT_MODEL, ZOO
+from ..engine.zoo import ZOO
 from ..errors import DensePoseGazeError
 from ..frame_selection import FrameSelection
-from ..pipeline import Progress, RunSettings, RunSummary, iter_densepose, prepare_run
+from ..pipeline import ModelSettings, Progress, RunOptions, RunSummary, iter_densepose, prepare_run
 from ..recording import Recording
-from .progress_relay import ProgressRelay
-from .recording_layers import ROLE_KEY, opened_recording, recording_folder
+from .layer_roles import SCENE_VIDEO, role_of
 from .result_layers import show_results
+from .session import RecordingSession, session_of, watch_viewer
+from .worker_runner import WorkerRunner
 
 if TYPE_CHECKING:
     import napari
 
-_PENDING = object()  # a progress bar being made
 _SELECTION_MODES = [("all frames", "all"), ("frames with valid gaze", "gaze"), ("one frame per fixation", "fixations")]
 
 
@@ -46,12 +45,8 @@ class RunDensePoseWidget(Container):
 
     def __init__(self, napari_viewer: napari.Viewer) -> None:
         self._viewer = napari_viewer
-        self._worker: Any = None
         self._cancel_requested = False
-        self._bar: Any = None
         self._parts_layer: Any = None
-        self._relay = ProgressRelay()
-        self._relay.changed.connect(self._on_download_progress)
 
         self.video = ComboBox(label="video", choices=self._video_layers, nullable=True)
         self.model = ComboBox(label="model", choices=list(ZOO), value=DEFAULT_MODEL)
@@ -59,16 +54,19 @@ class RunDensePoseWidget(Container):
         self.download = PushButton(text="Download weights")
         self.weights = FileEdit(label="checkpoint file", mode="r", filter="*.pkl *.pth *.pt", value="")
         self.weights.tooltip = "A local checkpoint instead of the model-zoo file (leave empty to use the zoo)."
-        self.device = ComboBox(label="device", choices=["auto", "cpu", "cuda", "mps"], value="auto")
-        self.precision = ComboBox(label="precision", choices=["auto", "float32", "bfloat16", "float16"], value="auto")
+        self.device = ComboBox(label="device", choices=list(DEVICES), value=DEVICES[0])
+        self.precision = ComboBox(label="precision", choices=list(PRECISIONS), value=PRECISIONS[0])
         self.precision.tooltip = "auto: bfloat16 (or float16) on CUDA, float32 elsewhere."
-        self.threshold = FloatSpinBox(label="score threshold", value=0.7, min=0.05, max=0.9999, step=0.01)
+        self.threshold = FloatSpinBox(label="score threshold", value=DEFAULT_SCORE_THRESHOLD, min=0.05, max=0.9999,
+                                      step=0.01)
         self.threshold.native.setDecimals(4)  # thresholds like 0.995 matter for crowded scenes
-        self.threshold.tooltip = "Detections scoring below this are dropped (0.7 as the peer tool)."
-        self.input_size = SpinBox(label="input size [px]", value=800, min=64, max=1600, step=32)
+        self.threshold.tooltip = (
+            f"Detections scoring below this are dropped ({DEFAULT_SCORE_THRESHOLD:g} as the peer tool)."
+        )
+        self.input_size = SpinBox(label="input size [px]", value=MIN_SIZE_TEST, min=64, max=1600, step=32)
         self.input_size.tooltip = (
             "Frames are resized so their shortest edge has this many pixels before inference. "
-            "800 is Detectron2's size (exact results); smaller is faster and coarser."
+            f"{MIN_SIZE_TEST} is Detectron2's size (exact results); smaller is faster and coarser."
         )
         self.mode = ComboBox(label="frames", choices=_SELECTION_MODES, value="all")
         self.step = SpinBox(label="every Nth frame", value=1, min=1, max=10_000)
@@ -82,6 +80,9 @@ class RunDensePoseWidget(Container):
         self.run_button = PushButton(text="Run")
         self.cancel_button = PushButton(text="Cancel", enabled=False)
         self.status = Label(label="status", value="")
+        self.tasks = WorkerRunner(show_status=self._show_status, busy_changed=self._busy_changed,
+                                  failure="DensePose run failed")
+        self.tasks.relay.changed.connect(self._show_download)
 
         super().__init__(
             widgets=[
@@ -97,6 +98,7 @@ class RunDensePoseWidget(Container):
         self.video.changed.connect(lambda _: (self.start_event.reset_choices(), self.end_event.reset_choices()))
         self.run_button.changed.connect(self._run)
         self.cancel_button.changed.connect(self._cancel)
+        watch_viewer(napari_viewer)
         napari_viewer.layers.events.inserted.connect(self._layers_changed)
         napari_viewer.layers.events.removed.connect(self._layers_changed)
         self._layers_changed()
@@ -104,7 +106,7 @@ class RunDensePoseWidget(Container):
 
     # ------------------------------------------------------------ choices
     def _video_layers(self, _widget: Any = None) -> list[tuple[str, Any]]:
-        return [(layer.name, layer) for layer in self._viewer.layers if layer.metadata.get(ROLE_KEY) == "scene video"]
+        return [(layer.name, layer) for layer in self._viewer.layers if role_of(layer) == SCENE_VIDEO]
 
     def _event_choices(self, _widget: Any = None) -> list[str]:
         recording = self._recording_or_none()
@@ -125,13 +127,16 @@ class RunDensePoseWidget(Container):
         except DensePoseGazeError:
             return None
 
+    def session(self) -> RecordingSession:
+        """The session of the chosen video layer's recording."""
+        session = session_of(self.video.value)
+        if session is None:
+            raise DensePoseGazeError("Open a recording first (drag its folder onto napari), then pick its video.")
+        return session
+
     def recording(self) -> Recording:
         """The recording of the chosen video layer (read once, then kept)."""
-        layer = self.video.value
-        folder = recording_folder(layer)
-        if folder is None:
-            raise DensePoseGazeError("Open a recording first (drag its folder onto napari), then pick its video.")
-        return opened_recording(folder)
+        return self.session().recording
 
     # ------------------------------------------------------------ weights
     def _show_weights_state(self, _value: Any = None) -> None:
@@ -142,25 +147,35 @@ class RunDensePoseWidget(Container):
             return
         state = weights_state(self.model.value)
         self.model_state.value = "in cache" if state == "downloaded" else "not downloaded yet (downloads on Run)"
-        self.download.enabled = state != "downloaded" and self._worker is None
+        self.download.enabled = state != "downloaded" and not self.tasks.busy
 
     def _download(self, _value: Any = None) -> None:
         from ..engine.weights import resolve_weights
 
-        name, relay = self.model.value, self._relay
+        name, relay = self.model.value, self.tasks.relay
 
-        @thread_worker(ignore_errors=True)  # errors go to _on_error, not to the event loop
+        @thread_worker(ignore_errors=True)  # errors go to the runner, not to the event loop
         def fetch():
             return resolve_weights(name, progress=relay)
 
         worker = fetch()
-        self._start(worker, f"Downloading {name} ...")
         worker.returned.connect(lambda path: show_info(f"Weights of {name} saved to {path}"))
+        self.tasks.start(worker, f"Downloading {name} ...", progress=f"Downloading {name}")
 
     # ------------------------------------------------------------ running
-    def settings(self) -> RunSettings:
-        """The run settings as the widget shows them."""
+    def model_settings(self) -> ModelSettings:
+        """The model settings as the widget shows them."""
         weights = str(self.weights.value)
+        return ModelSettings(
+            model=self.model.value,
+            weights=weights if weights not in ("", ".") else None,
+            score_threshold=float(self.threshold.value),
+            input_size=int(self.input_size.value),
+            precision=self.precision.value,
+        )
+
+    def run_options(self) -> RunOptions:
+        """Device, frames and output as the widget shows them."""
         output = str(self.output.value)
         last = int(self.last.value)
         selection = FrameSelection(
@@ -171,40 +186,36 @@ class RunDensePoseWidget(Container):
             start_event=self.start_event.value or None,
             end_event=self.end_event.value or None,
         )
-        return RunSettings(
-            model=self.model.value,
-            weights=weights if weights not in ("", ".") else None,
+        return RunOptions(
             device=self.device.value,
-            precision=self.precision.value,
-            score_threshold=float(self.threshold.value),
-            input_size=int(self.input_size.value),
-            output=output if output not in ("", ".") else None,
             selection=selection,
+            output=output if output not in ("", ".") else None,
             overwrite_edited=bool(self.overwrite.value),
         )
 
     def _run(self, _value: Any = None) -> None:
         try:
-            recording = self.recording()
-            settings = self.settings()
+            session = self.session()
+            model, options = self.model_settings(), self.run_options()
         except DensePoseGazeError as exc:
             show_error(str(exc))
             return
         self._cancel_requested = False
-        worker = self._run_worker(recording, settings)
-        worker.yielded.connect(self._on_yield)
+        worker = self._run_worker(session.recording, model, options)
+        worker.yielded.connect(lambda message: self._on_yield(session, message))
         worker.returned.connect(self._on_done)
-        self._start(worker, "Loading the model ...")
+        # a missing model downloads first: its bar opens at the first progress call
+        self.tasks.start(worker, "Loading the model ...", progress=f"Downloading {model.model}")
 
-    def _run_worker(self, recording: Recording, settings: RunSettings):
-        relay = self._relay
+    def _run_worker(self, recording: Recording, model: ModelSettings, options: RunOptions):
+        relay = self.tasks.relay
 
-        @thread_worker(ignore_errors=True)  # errors go to _on_error, not to the event loop
+        @thread_worker(ignore_errors=True)  # errors go to the runner, not to the event loop
         def work():
-            prepared = prepare_run(recording, settings, download_progress=relay)  # a missing model downloads
+            prepared = prepare_run(recording, model, options, download_progress=relay)
             yield ("store", prepared.store, len(prepared.frames))
             run = iter_densepose(recording, prepared.predictor, prepared.store, prepared.frames,
-                                 overwrite_edited=settings.overwrite_edited)
+                                 overwrite_edited=options.overwrite_edited)
             try:
                 state = next(run)
                 while True:
@@ -215,35 +226,23 @@ class RunDensePoseWidget(Container):
 
         return work()
 
-    def _on_download_progress(self, done: int, total: int) -> None:
+    def _show_download(self, done: int, total: int) -> None:
         """Weights download: bytes so far of ``total`` (0 when the server does not say)."""
-        if self._bar is None:
-            # Making a napari progress bar lets Qt deliver the next queued call
-            # before it returns: mark the bar as on its way so that call only updates.
-            self._bar = _PENDING
-            self._bar = napari_progress(total=total or None, desc=f"Downloading {self.model.value}")
-        if self._bar is not _PENDING:
-            if total:
-                self._bar.total = total
-            self._bar.n = done
-            self._bar.refresh()
-        megabytes = f"{done / 2**20:.0f}" + (f" of {total / 2**20:.0f}" if total else "")
-        self.status.value = f"Downloading weights: {megabytes} MB"
+        if self.tasks.busy and self._parts_layer is None:
+            megabytes = f"{done / 2**20:.0f}" + (f" of {total / 2**20:.0f}" if total else "")
+            self.status.value = f"Downloading weights: {megabytes} MB"
 
-    def _on_yield(self, message: tuple) -> None:
+    def _on_yield(self, session: RecordingSession, message: tuple) -> None:
         kind = message[0]
         if kind == "store":
             _, store, n = message
-            self._parts_layer, _ = show_results(self._viewer, store, Path(store.metadata["recording_folder"]))
-            self._close_bar()
-            self._bar = napari_progress(total=max(n, 1), desc="DensePose")
+            session.use_store(store)  # the run's store is the session's from now on
+            self._parts_layer, _ = show_results(self._viewer, session)
+            self.tasks.open_bar("DensePose", max(n, 1))
             self.status.value = f"{n} frames selected"
         elif kind == "progress":
             state: Progress = message[1]
-            if self._bar is not None:
-                self._bar.total = max(state.total, 1)
-                self._bar.n = state.done
-                self._bar.refresh()
+            self.tasks.progress(state.done, max(state.total, 1))
             left = "" if state.seconds_left is None else f", {state.seconds_left:.0f} s left"
             self.status.value = f"{state.done}/{state.total} frames, {state.frames_per_s:.1f} frames/s{left}"
             self._parts_layer.refresh()
@@ -255,36 +254,22 @@ class RunDensePoseWidget(Container):
                 f"{verb} {summary.processed} frames in {summary.seconds:.0f} s; "
                 f"{summary.skipped_done} already done, {summary.skipped_edited} edited by hand kept"
             )
-            if getattr(self, "_parts_layer", None) is not None:
+            if self._parts_layer is not None:
                 self._parts_layer.refresh()
 
     def _cancel(self, _value: Any = None) -> None:
         self._cancel_requested = True
         self.status.value = "Cancelling after this batch ..."
 
-    def _start(self, worker: Any, status: str) -> None:
-        self._worker = worker
-        self.run_button.enabled = False
-        self.download.enabled = False
-        self.cancel_button.enabled = True
-        self.status.value = status
-        worker.errored.connect(self._on_error)
-        worker.finished.connect(self._on_finished)
-        worker.start()
+    def _show_status(self, text: str) -> None:
+        self.status.value = text
 
-    def _on_error(self, exc: BaseException) -> None:
-        message = str(exc) if isinstance(exc, DensePoseGazeError) else f"DensePose run failed: {exc!r}"
-        self.status.value = message
-        show_error(message)
-
-    def _on_finished(self) -> None:
-        self._worker = None
-        self._close_bar()
-        self.run_button.enabled = True
-        self.cancel_button.enabled = False
-        self._show_weights_state()
-
-    def _close_bar(self) -> None:
-        if self._bar is not None and self._bar is not _PENDING:
-            self._bar.close()
-        self._bar = None
+    def _busy_changed(self) -> None:
+        busy = self.tasks.busy
+        self.run_button.enabled = not busy
+        self.cancel_button.enabled = busy
+        if busy:
+            self.download.enabled = False
+        else:
+            self._parts_layer = None
+            self._show_weights_state()

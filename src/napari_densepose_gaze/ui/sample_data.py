@@ -6,20 +6,16 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import pooch
 
 from .. import __version__
-from ..synthetic.export import write_recording
+from ..synthetic.export import SAMPLE_SETTINGS, write_recording
 from .reader import LayerData, read_recording
 
 #: environment variable that moves the cache (tests point it at a temporary folder)
 CACHE_ENV = "NAPARI_DENSEPOSE_GAZE_CACHE"
-
-SAMPLE_DEVICE = "neon"
-SAMPLE_SECONDS = 4.0
-SAMPLE_SIZE = (640, 480)  # width, height: small enough to generate in seconds, big enough to see
-SAMPLE_SEED = 0
 
 
 def cache_dir() -> Path:
@@ -28,16 +24,20 @@ def cache_dir() -> Path:
     return Path(configured) if configured else Path(pooch.os_cache("napari-densepose-gaze"))
 
 
-def sample_recording_folder(
-    device: str = SAMPLE_DEVICE,
-    seconds: float = SAMPLE_SECONDS,
-    size: tuple[int, int] = SAMPLE_SIZE,
-    seed: int = SAMPLE_SEED,
-) -> Path:
-    """The folder of a synthetic recording with these parameters, generated on first use."""
-    width, height = size
+def sample_recording_folder(**settings: Any) -> Path:
+    """The folder of a synthetic recording, generated on first use.
+
+    ``settings`` (device, size, seconds, fps, seed) override those of the sample,
+    :data:`~napari_densepose_gaze.synthetic.export.SAMPLE_SETTINGS`.
+    """
+    unknown = set(settings) - set(SAMPLE_SETTINGS)
+    if unknown:
+        raise TypeError(f"unknown sample settings: {sorted(unknown)}")
+    settings = {**SAMPLE_SETTINGS, **settings}
+    width, height = settings["size"]
     # the package version is part of the key: a newer generator never serves an old sample
-    key = f"synthetic-{device}-{seconds:g}s-{width}x{height}-seed{seed}-v{__version__}"
+    key = (f"synthetic-{settings['device']}-{settings['seconds']:g}s-{width}x{height}-{settings['fps']}fps"
+           f"-seed{settings['seed']}-v{__version__}")
     entry = cache_dir() / "samples" / key
     if not entry.is_dir():
         entry.parent.mkdir(parents=True, exist_ok=True)
@@ -45,7 +45,7 @@ def sample_recording_folder(
         # concurrent generation never leaves a half-written sample behind
         partial = Path(tempfile.mkdtemp(prefix=f".{key}-", dir=entry.parent))
         try:
-            write_recording(partial, device=device, seconds=seconds, size=size, seed=seed)
+            write_recording(partial, **settings)
             try:
                 partial.rename(entry)
             except OSError:

@@ -11,6 +11,7 @@ marks the touched frames edited.
 from __future__ import annotations
 
 import logging
+import weakref
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -46,9 +47,13 @@ def edited_frames_of(history_item: Iterable[Any]) -> set[int]:
     return frames
 
 
-def connect_edits(layer: Labels, store: ResultsStore) -> Callable[[], None]:
+def connect_edits(
+    layer: Labels, store: ResultsStore, on_edit: Callable[[set[int]], None] | None = None
+) -> Callable[[], None]:
     """Mark frames edited in ``store`` whenever ``layer`` is painted; returns a disconnect.
 
+    ``on_edit(frames)`` is called after the frames are marked (napari writes the
+    pixels just after, see :meth:`.session.RecordingSession.labels_changed`).
     ``layer.data`` must be ``store.labels`` or ``store.persons``. A store open
     read-only makes the layer non-editable instead, since painting would fail.
     Undo and redo emit no paint event; the frames they touch were marked by the
@@ -65,6 +70,16 @@ def connect_edits(layer: Labels, store: ResultsStore) -> Callable[[], None]:
         for frame in sorted(frames):
             store.mark_edited(frame)
         _log.debug("marked frames %s edited in %s", sorted(frames), store.folder)
+        if on_edit is not None:
+            on_edit(frames)
 
     layer.events.paint.connect(on_paint)
-    return lambda: layer.events.paint.disconnect(on_paint)
+    # the disconnect holds the layer weakly: a registry may keep it as long as the layer lives
+    layer_ref = weakref.ref(layer)
+
+    def disconnect() -> None:
+        hooked = layer_ref()
+        if hooked is not None:
+            hooked.events.paint.disconnect(on_paint)
+
+    return disconnect

@@ -1,0 +1,252 @@
+"""``densepose-gaze hits / render / report``: what the results of ``run`` give, per recording.
+
+Each reads a recording's results store, computes its gaze hit tables and
+writes them: as CSV tables (hits), an overlay video (render) or figures (report).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ..errors import DensePoseGazeError
+from ..glasses import INVISIBLE, NEON
+from .arguments import non_negative_float
+from .batch import Finished, Recordings, Stopped, StopRequest, for_each_recording, recordings_at
+from .printing import progress_bar
+
+if TYPE_CHECKING:
+    from ..hits import HitSettings, HitTables
+    from ..recording import Recording
+    from ..store import ResultsStore
+
+__all__ = ["add_hits", "add_render", "add_report"]
+
+_VIDEO_SUFFIXES = (".mp4", ".mkv", ".mov")
+_HIT_COLUMNS = ("hit samples", "dwell [s]", "most looked-at part", "output")
+
+
+@dataclass(frozen=True)
+class _Results:
+    """A recording with its results store, ready for the hit commands."""
+
+    recording: Recording
+    store: ResultsStore
+    single: bool  # PATH is this one recording
+
+    def output_folder(self, output: Path | None, default_name: str) -> Path:
+        """``output`` itself for one recording, ``<output>/<recording>`` for an export, else ``<store>/<name>``."""
+        if output is None:
+            return self.store.folder / default_name
+        output = output.expanduser()
+        return output if self.single else output / self.recording.name
+
+
+#: What a hit command does with one recording's results: its summary cells.
+_ResultsWork = Callable[[_Results, StopRequest], dict[str, str]]
+
+
+def _add_results_options(parser: argparse.ArgumentParser) -> None:
+    """Options shared by the commands that read results: where the stores are, the hit radius."""
+    parser.add_argument("path", type=Path, metavar="PATH", help="a recording folder or an export folder")
+    parser.add_argument("--results", type=Path, metavar="DIR",
+                        help="where 'run --output' wrote the results: for a recording folder its results store, "
+                        "for an export the folder holding <recording>.densepose stores. Default: beside each recording")
+    hit = parser.add_argument_group("hit definition (docs/hits.md)")
+    hit.add_argument("--radius", type=non_negative_float, metavar="R",
+                     help="tolerance around the gaze point (default: the device's gaze accuracy, "
+                     f"{NEON.default_radius_deg:g} deg for Neon, {INVISIBLE.default_radius_deg:g} deg for Invisible); "
+                     "0 counts exact hits only")
+    hit.add_argument("--unit", choices=("px", "deg"),
+                     help="unit of --radius: scene video pixels or degrees of visual angle (default px)")
+
+
+def _hit_settings(args: argparse.Namespace, parser: argparse.ArgumentParser) -> HitSettings | None:
+    from ..hits import HitSettings
+
+    if args.radius is None:
+        if args.unit is not None:
+            parser.error("--unit needs --radius")
+        return None  # each recording's default (hits.default_radius)
+    return HitSettings(args.radius, args.unit or "px")
+
+
+def _for_each_result(args: argparse.Namespace, work: _ResultsWork, columns: Sequence[str]) -> int:
+    """Run ``work`` on the results of every recording of ``args.path`` (see :func:`for_each_recording`)."""
+    recordings = recordings_at(args.path)
+
+    def open_and_work(recording: Recording, stop: StopRequest) -> Finished:
+        cells = work(_open_results(recording, recordings, args.results, args.command), stop)
+        return Finished("stopped" if stop() else "done", cells)
+
+    return for_each_recording(recordings, open_and_work, columns)
+
+
+def _open_results(recording: Recording, recordings: Recordings, results: Path | None, command: str) -> _Results:
+    from ..store import ResultsStore
+
+    folder = recording.folder
+    store_folder = recordings.store_folder(folder, results) or ResultsStore.default_folder(folder)
+    if not store_folder.is_dir():
+        raise DensePoseGazeError(
+            f"no DensePose results at {store_folder}: run 'densepose-gaze run {folder}' first"
+            f"{' (with the same --output as --results here)' if results else ''}, then '{command}' again."
+        )
+    store = ResultsStore.open(store_folder)
+    if len(store.processed_frames()) == 0:
+        raise DensePoseGazeError(
+            f"the results store {store_folder} has no processed frame yet: run 'densepose-gaze run {folder}' "
+            f"first, then '{command}' again."
+        )
+    return _Results(recording, store, recordings.single)
+
+
+def _compute_tables(results: _Results, settings: HitSettings | None, stop: StopRequest) -> HitTables:
+    from ..hits import compute_hits
+
+    recording = results.recording
+    bar = progress_bar(f"{recording.name} hits", recording.n_frames)
+
+    def progress(done: int, total: int) -> None:
+        bar.total = total
+        bar.update(done - bar.n)
+        if stop():
+            raise Stopped  # compute_hits stops when its progress callback raises
+
+    try:
+        return compute_hits(recording, results.store, settings, progress=progress)
+    finally:
+        bar.close()
+
+
+def _hit_cells(tables: HitTables) -> dict[str, str]:
+    parts = tables.parts
+    total = float(parts["dwell time [s]"].sum())
+    top = parts.loc[parts["dwell time [s]"].idxmax()] if total > 0 else None
+    return {
+        "hit samples": str(int(parts["samples"].sum())),
+        "dwell [s]": f"{total:.2f}",
+        "most looked-at part": "-" if top is None else str(top["part"]),
+    }
+
+
+# -------------------------------------------------------------------- hits
+def add_hits(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "hits",
+        help="write the gaze hit tables (CSV) of a recording or every recording of an export",
+        description="Compute which body part of whom each gaze sample hit (docs/hits.md) from the results of "
+        "'run', and write every table as CSV: gaze_hits, frame_hits, fixation_hits, part_hits, group_hits, "
+        "person_hits, hit_settings.json, and the files of pupil-labs/densepose-module (densepose.csv, "
+        "parts_count.csv).",
+    )
+    _add_results_options(parser)
+    parser.add_argument("--output", type=Path, metavar="DIR",
+                        help="for a recording folder: the folder for its tables; for an export: one subfolder per "
+                        "recording in DIR. Default: <results store>/hits")
+    parser.add_argument("--no-peer", action="store_true",
+                        help="leave out densepose.csv and parts_count.csv (the densepose-module files)")
+    parser.set_defaults(handler=_hits)
+
+
+def _hits(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from ..hit_export import export_recording_hits
+
+    settings = _hit_settings(args, parser)
+
+    def work(results: _Results, stop: StopRequest) -> dict[str, str]:
+        tables = _compute_tables(results, settings, stop)
+        folder = results.output_folder(args.output, "hits")
+        export_recording_hits(tables, folder, results.recording, results.store, peer=not args.no_peer)
+        print(f"{results.recording.name}: hit tables in {folder}", file=sys.stderr)
+        return _hit_cells(tables) | {"output": str(folder)}
+
+    return _for_each_result(args, work, _HIT_COLUMNS)
+
+
+# ------------------------------------------------------------------ render
+def add_render(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "render",
+        help="write an overlay video: body parts, gaze circle and the part looked at over the scene video",
+        description="Write the scene video with the DensePose parts blended in (processed frames), the gaze "
+        "circle (the hit radius) and the name of the part looked at, as H.264 at the original frame rate "
+        "with the original audio.",
+    )
+    _add_results_options(parser)
+    parser.add_argument("--output", type=Path, metavar="FILE_OR_DIR",
+                        help="a video file (.mp4, .mkv, .mov; one recording only) or a folder for "
+                        "<recording>_overlay.mp4 files. Default: <results store>/overlay.mp4")
+    parser.add_argument("--opacity", type=float, default=0.5, metavar="A",
+                        help="opacity of the part colours, 0..1 (default 0.5)")
+    parser.set_defaults(handler=_render)
+
+
+def _render(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from ..render import render_overlay
+
+    settings = _hit_settings(args, parser)
+    output = args.output.expanduser() if args.output is not None else None
+    to_file = output is not None and output.suffix.lower() in _VIDEO_SUFFIXES
+    if not 0.0 <= args.opacity <= 1.0:
+        parser.error(f"--opacity must lie between 0 and 1, not {args.opacity}")
+
+    def work(results: _Results, stop: StopRequest) -> dict[str, str]:
+        recording = results.recording
+        if to_file and not results.single:
+            raise DensePoseGazeError(f"--output {output} is a file but PATH is an export of several recordings: "
+                                     "give a folder instead.")
+        if output is None:
+            target = results.store.folder / "overlay.mp4"
+        elif to_file:
+            target = output
+        else:
+            target = output / f"{recording.name}_overlay.mp4"
+        tables = _compute_tables(results, settings, stop)
+        bar = progress_bar(f"{recording.name} video", recording.n_frames)
+        try:
+            written = render_overlay(recording, results.store, tables, target, alpha=args.opacity,
+                                     progress=lambda done, total: bar.update(done - bar.n), cancel=stop)
+        finally:
+            bar.close()
+        if written is None:
+            return {"output": "-"}
+        print(f"{recording.name}: overlay video {written}", file=sys.stderr)
+        return {"frames": str(recording.n_frames), "output": str(written)}
+
+    return _for_each_result(args, work, ("frames", "output"))
+
+
+# ------------------------------------------------------------------ report
+def add_report(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "report",
+        help="write figures: a body heatmap of dwell time per part and a bar chart of dwell per part and person",
+        description="Write, per recording, body_heatmap.png/.svg (front and back body diagram, each of the 24 "
+        "parts coloured by dwell time) and dwell_per_person.png/.svg (dwell time per part, per person).",
+    )
+    _add_results_options(parser)
+    parser.add_argument("--output", type=Path, metavar="DIR",
+                        help="for a recording folder: the folder for its figures; for an export: one subfolder per "
+                        "recording in DIR. Default: <results store>/report")
+    parser.set_defaults(handler=_report)
+
+
+def _report(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from ..figures import write_report
+
+    settings = _hit_settings(args, parser)
+
+    def work(results: _Results, stop: StopRequest) -> dict[str, str]:
+        tables = _compute_tables(results, settings, stop)
+        folder = results.output_folder(args.output, "report")
+        name = results.recording.name
+        write_report(tables, folder, name=name)
+        print(f"{name}: figures in {folder}", file=sys.stderr)
+        return _hit_cells(tables) | {"output": str(folder)}
+
+    return _for_each_result(args, work, _HIT_COLUMNS)

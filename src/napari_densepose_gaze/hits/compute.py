@@ -1,0 +1,114 @@
+"""The entry points: every hit table of a recording and its results store, and their updates."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from ..errors import DensePoseGazeError
+from ..tables import FIXATIONS
+from ..tracking import link_detections
+from .lookup import Progress, sample_durations, sample_hits
+from .radius import HitSettings, default_radius, radius_px
+from .summary import HitContext, HitTables, summarize
+
+if TYPE_CHECKING:
+    from ..recording import Recording
+    from ..store import ResultsStore
+
+__all__ = ["compute_hits", "hits_from_samples", "update_frames"]
+
+
+def _person_ids(store: ResultsStore) -> pd.DataFrame:
+    """Stored person ids if they cover every current detection, else linked afresh (not written)."""
+    detections = store.detections()
+    stored = store.person_ids()
+    if stored is not None and len(stored) == len(detections):
+        return stored
+    return link_detections(detections, store.processed_frames())
+
+
+def compute_hits(
+    recording: Recording,
+    store: ResultsStore,
+    settings: HitSettings | None = None,
+    *,
+    person_ids: pd.DataFrame | None = None,
+    progress: Progress | None = None,
+) -> HitTables:
+    """Every hit table of a recording and its results store.
+
+    ``settings`` defaults to :func:`default_radius`. Person ids are those
+    stored with the results when they match the current detections, else
+    linked afresh (:func:`~napari_densepose_gaze.tracking.link_detections`).
+    ``progress(done, total)`` is called per frame read (for a progress bar;
+    raising in it cancels the computation).
+    """
+    if store.shape[0] != recording.n_frames or store.shape[1:] != (recording.frame_size[1], recording.frame_size[0]):
+        raise DensePoseGazeError(
+            f"The results store {store.folder} holds {store.shape[0]} frames of {store.shape[2]}x{store.shape[1]} px "
+            f"but the recording {recording.folder} has {recording.n_frames} frames of "
+            f"{recording.frame_size[0]}x{recording.frame_size[1]} px: open the store made for this recording."
+        )
+    if settings is None:
+        settings = default_radius(recording.scene_camera, recording.frame_size)
+    return hits_from_samples(
+        recording.gaze_samples,
+        store.labels,
+        store.persons,
+        store.processed_frames(),
+        settings=settings,
+        scene_camera=recording.scene_camera,
+        fixations=recording.fixations,
+        frame_timestamps=recording.frame_timestamps,
+        frame_in_order=recording.frame_in_order,
+        person_ids=person_ids if person_ids is not None else _person_ids(store),
+        progress=progress,
+    )
+
+
+def hits_from_samples(
+    samples: pd.DataFrame,
+    labels: Any,
+    persons: Any,
+    processed: Any,
+    *,
+    settings: HitSettings,
+    frame_timestamps: np.ndarray,
+    fixations: pd.DataFrame | None = None,
+    scene_camera: dict | None = None,
+    frame_in_order: np.ndarray | None = None,
+    person_ids: pd.DataFrame | None = None,
+    progress: Progress | None = None,
+) -> HitTables:
+    """:func:`compute_hits` on arrays: flagged samples, label and person volumes, processed frames."""
+    frame_timestamps = np.asarray(frame_timestamps, dtype=np.int64)
+    samples = samples.sort_values("timestamp [ns]", kind="stable", ignore_index=True)
+    radius = radius_px(samples["gaze x [px]"], samples["gaze y [px]"], settings, scene_camera)
+    table = sample_hits(samples, labels, persons, processed, radius_px=radius, person_ids=person_ids,
+                        progress=progress)
+    durations = sample_durations(table["timestamp [ns]"].to_numpy(dtype=np.int64), settings.max_gap_ms)
+    table.insert(table.columns.get_loc("frame") + 1, "sample duration [ns]", durations)
+    context = HitContext(
+        fixations=fixations if fixations is not None else FIXATIONS.empty(),
+        frame_timestamps=frame_timestamps,
+        frame_in_order=frame_in_order,
+        start_ns=int(frame_timestamps[0]) if frame_timestamps.size else 0,
+        person_ids=person_ids,
+    )
+    return summarize(table, context, settings)
+
+
+def update_frames(
+    tables: HitTables,
+    frames: Any,
+    labels: Any,
+    persons: Any,
+    processed: Any,
+    *,
+    person_ids: pd.DataFrame | None = None,
+) -> HitTables:
+    """New tables after ``frames`` changed (painted, re-run, reset): see :meth:`HitTables.updated`."""
+    return tables.updated(frames, labels, persons, processed, person_ids=person_ids)

@@ -1,0 +1,85 @@
+"""The columns of the hit tables: which each table has, what each means, and their documented order.
+
+The exported CSVs (:mod:`napari_densepose_gaze.hit_export`), docs/hits.md and the
+widget's table views all show the columns in this order.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+__all__ = ["COLUMNS", "documented_order"]
+
+_SUMMARY = {
+    "samples": "tolerant hits (assessed samples) on it",
+    "dwell time [s]": "summed duration of those samples, seconds",
+    "fixations": "fixations whose majority part is on it",
+    "first hit timestamp [ns]": "time of its first hit sample (UTC ns; empty if never hit)",
+    "first hit [s]": "seconds from the first video frame to its first hit",
+    "share of worn time": "dwell time / worn time on processed frames",
+}
+_MAJORITY = {
+    "part id": "majority tolerant-hit part of the assessed samples (0 background; empty if none assessed)",
+    "part": "its name",
+    "group": "its coarse group",
+    "share": "its count / assessed samples",
+    "person id": "stable id of the majority person on that part",
+    "distance [px]": "mean distance of the samples on that part (0 on the part)",
+}
+#: table name -> {column: meaning}; the columns each CSV has first (gaze.csv's own columns follow in gaze_hits.csv)
+COLUMNS: dict[str, dict[str, str]] = {
+    "samples": {
+        "timestamp [ns]": "gaze sample time (UTC ns)",
+        "gaze x [px]": "gaze point, scene video pixels from the left edge",
+        "gaze y [px]": "gaze point, pixels from the top edge",
+        "frame": "scene video frame shown at the sample (-1: none)",
+        "sample duration [ns]": "time to the next sample, capped (dwell-time weight)",
+        "not worn": "flag", "in blink": "flag", "outside frame": "flag", "nan": "flag",
+        "before first frame": "flag", "after last frame": "flag",
+        "valid": "none of the flags",
+        "frame processed": "the frame has DensePose results",
+        "assessed": "valid and on a processed frame: looked up",
+        "status": "first reason not to look up, or on part / near part / no part",
+        "radius [px]": "hit radius around this gaze point, pixels",
+        "part id": "part under the gaze point (0 background; empty if not assessed)",
+        "part": "its name", "group": "its coarse group",
+        "person": "detection index of that pixel on its frame",
+        "person id": "stable person id of that pixel",
+        "hit part id": "tolerant hit: part on or nearest within the radius (0: none)",
+        "hit part": "its name", "hit group": "its coarse group",
+        "hit person": "detection index of the hit pixel", "hit person id": "its stable person id",
+        "distance [px]": "gaze point to the hit pixel's centre (0 on a part; empty: no hit)",
+        "hit x [px]": "centre of the hit pixel (col + 0.5)", "hit y [px]": "centre of the hit pixel (row + 0.5)",
+        "parts in radius": "ids of all labels within the radius, ';'-separated",
+    },
+    "frames": {
+        "frame": "video frame index",
+        "timestamp [ns]": "frame time (UTC ns)",
+        "gaze x [px]": "mean of the frame's valid samples", "gaze y [px]": "mean of the frame's valid samples",
+        "samples": "gaze samples on the frame", "valid samples": "of those, valid",
+        "processed": "the frame has DensePose results",
+        "assessed samples": "valid samples on a processed frame",
+        "hit samples": "assessed samples with a tolerant hit",
+        **{k: v for k, v in _MAJORITY.items() if k != "person id"},
+        "person": "detection index of the majority person",
+        "person id": _MAJORITY["person id"],
+    },
+    "fixations": {
+        "fixation id": "as in fixations.csv",
+        "start timestamp [ns]": "as in fixations.csv", "end timestamp [ns]": "as in fixations.csv",
+        "duration [ms]": "as in fixations.csv",
+        "fixation x [px]": "as in fixations.csv", "fixation y [px]": "as in fixations.csv",
+        "start frame": "frame at the start", "end frame": "frame at the end",
+        "samples": "gaze samples of the fixation", "assessed samples": "of those, assessed",
+        **_MAJORITY,
+    },
+    "parts": {"part id": "DensePose part id 1..24", "part": "name", "group": "coarse group", **_SUMMARY},
+    "groups": {"group": "coarse group (head, torso, hands, arms, legs, feet with sides)", **_SUMMARY},
+    "persons": {"person id": "stable person id (empty: a hit pixel without detection)", **_SUMMARY},
+}
+
+
+def documented_order(view: str, table: pd.DataFrame) -> pd.DataFrame:
+    """``table`` (one of :data:`COLUMNS`) with the documented columns first, in order, then any others."""
+    documented = [c for c in COLUMNS[view] if c in table]
+    return table[documented + [c for c in table.columns if c not in COLUMNS[view]]]

@@ -1,0 +1,87 @@
+"""How the gaze hit tables show in napari: the views, where a row points, the gaze rings' colours."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from ..hits import HitTables
+from ..hits.colors import gaze_colors
+
+if TYPE_CHECKING:
+    from napari.layers import Points
+
+__all__ = ["VIEWS", "GazeRings", "row_target"]
+
+#: view name in the selector -> table of :class:`HitTables`
+VIEWS = {
+    "per frame": "frames",
+    "per fixation": "fixations",
+    "per part": "parts",
+    "per group": "groups",
+    "per person": "persons",
+    "per sample": "samples",
+}
+RING_OUTLINE = "black"
+
+
+def row_target(view: str, row: pd.Series, tables: HitTables) -> tuple[int, float, float] | None:
+    """(frame, y, x) a row of the ``view`` table points at (a summary row: its first hit), or None (no frame)."""
+    if view in ("frames", "samples"):
+        frame, x, y = row["frame"], row["gaze x [px]"], row["gaze y [px]"]
+    elif view == "fixations":
+        frame, x, y = row["start frame"], row.get("fixation x [px]", np.nan), row.get("fixation y [px]", np.nan)
+    else:
+        first = row["first hit timestamp [ns]"]
+        if pd.isna(first):
+            return None
+        samples = tables.samples
+        hits = samples[samples["assessed"].to_numpy(dtype=bool) & (samples["hit part id"].fillna(0) > 0)]
+        if hits.empty:
+            return None
+        # nearest rather than equal: the summary's timestamp may have passed through float64
+        ts = hits["timestamp [ns]"].to_numpy(dtype=np.int64)
+        hit = hits.iloc[int(np.argmin(np.abs(ts - int(first))))]
+        frame, x, y = hit["frame"], hit["gaze x [px]"], hit["gaze y [px]"]
+    if pd.isna(frame) or int(frame) < 0:
+        return None
+    return int(frame), _as_float(y), _as_float(x)
+
+
+def _as_float(value: Any) -> float:
+    return float("nan") if pd.isna(value) else float(value)
+
+
+class GazeRings:
+    """Colours a gaze layer's rings by the part each frame's gaze hit, and gives the layer its own colours back."""
+
+    def __init__(self) -> None:
+        self._saved: tuple | None = None  # (layer, its face colours, border colours, border widths)
+
+    def color(self, layer: Points | None, frames: pd.DataFrame) -> None:
+        """Colour each ring of ``layer`` by the per-frame majority part in ``frames`` (HitTables.frames)."""
+        if layer is None or len(layer.data) == 0:
+            return
+        if self._saved is None or self._saved[0] is not layer:
+            self.restore()
+            self._saved = (layer, np.array(layer.face_color, copy=True), np.array(layer.border_color, copy=True),
+                           np.array(layer.border_width, copy=True))
+            # a ring in the colour of the part it lies on would vanish: outline it
+            layer.border_color = RING_OUTLINE
+            layer.border_width = 0.12
+        layer.face_color = gaze_colors(frames, layer.data[:, 0])
+
+    def restore(self, still_shown: Any = None) -> None:
+        """Give the coloured layer its colours back (unless ``still_shown`` is given and does not hold it)."""
+        if self._saved is None:
+            return
+        layer, faces, borders, widths = self._saved
+        self._saved = None
+        if (still_shown is None or layer in still_shown) and len(layer.data) == len(faces):
+            layer.face_color = faces
+            layer.border_color = borders
+            layer.border_width = widths
+
+

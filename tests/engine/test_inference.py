@@ -1,0 +1,89 @@
+"""A model prepared for inference computes what the loaded model computes, up to float round-off."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from napari_densepose_gaze.engine.backbone import ConvFrozenBN, build_resnet_fpn
+from napari_densepose_gaze.engine.densepose_head import DeepLabHead
+from napari_densepose_gaze.engine.inference import (
+    fold_frozen_batch_norms,
+    prepare_for_inference,
+    use_winograd_convolutions,
+    winograd_available,
+)
+
+
+def _randomise(module: nn.Module, seed: int = 0) -> nn.Module:
+    """Random weights and batch-norm statistics, so that folding has something to fold."""
+    generator = torch.Generator().manual_seed(seed)
+    for name, tensor in module.state_dict().items():
+        if name.endswith("running_var"):
+            tensor.copy_(torch.rand(tensor.shape, generator=generator) + 0.5)
+        elif tensor.is_floating_point():
+            fan_in = tensor[0].numel() if tensor.dim() > 1 else 1
+            tensor.copy_(torch.randn(tensor.shape, generator=generator) / fan_in**0.5)
+    return module.eval().requires_grad_(False)
+
+
+def test_folded_batch_norms_leave_no_norm_and_keep_the_backbone_features():
+    backbone = _randomise(build_resnet_fpn(50))
+    images = torch.randn(1, 3, 128, 160, generator=torch.Generator().manual_seed(1))
+    with torch.inference_mode():
+        expected = backbone(images)
+        folded = fold_frozen_batch_norms(backbone)
+        got = backbone(images)
+    assert folded == 53  # stem, 16 blocks x 3, 4 shortcuts
+    assert not any(isinstance(m, ConvFrozenBN) for m in backbone.modules())
+    for level, value in expected.items():
+        torch.testing.assert_close(got[level], value, rtol=0, atol=1e-4 * float(value.std()), msg=level)
+
+
+@pytest.mark.skipif(not winograd_available(), reason="this PyTorch build has no NNPACK")
+def test_winograd_convolutions_match_the_direct_ones_for_images_and_batches():
+    head = _randomise(DeepLabHead())
+    rois = torch.randn(3, 256, 28, 28, generator=torch.Generator().manual_seed(2))
+    with torch.inference_mode():
+        expected = head(rois)
+        # 8 body convolutions; the ASPP's dilated 3x3 convolutions keep the direct path.
+        assert use_winograd_convolutions(head) == 8
+        batched = head(rois)
+        alone = head(rois[1:2])
+    scale = float(expected.std())
+    torch.testing.assert_close(batched, expected, rtol=0, atol=1e-4 * scale)
+    torch.testing.assert_close(alone, expected[1:2], rtol=0, atol=1e-4 * scale)
+
+
+@pytest.mark.skipif(not winograd_available(), reason="this PyTorch build has no NNPACK")
+def test_winograd_convolution_keeps_channels_last_inputs_channels_last():
+    conv = _randomise(nn.Conv2d(8, 16, 3, padding=1))
+    x = torch.randn(2, 8, 20, 24).contiguous(memory_format=torch.channels_last)
+    with torch.inference_mode():
+        expected = conv(x)
+        use_winograd_convolutions(conv)
+        got = conv(x)
+    assert got.is_contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(got, expected, rtol=0, atol=1e-4 * float(expected.std()))
+
+
+def test_preparing_for_a_gpu_folds_batch_norms_but_keeps_the_direct_convolutions():
+    backbone = _randomise(build_resnet_fpn(50))
+    prepare_for_inference(backbone, torch.device("cuda"))  # nothing runs: only the choice is made
+    convs = [m for m in backbone.modules() if isinstance(m, nn.Conv2d)]
+    assert not any(isinstance(m, ConvFrozenBN) for m in convs)
+    assert not any("_conv_forward" in vars(m) for m in convs)
+
+
+def test_aspp_branch_wider_than_the_roi_is_its_centre_tap():
+    from napari_densepose_gaze.engine.densepose_head import _AtrousConv
+
+    conv = _randomise(_AtrousConv(16, 8, 3, padding=56, dilation=56, bias=False))
+    x = torch.randn(2, 16, 28, 28)
+    with torch.inference_mode():
+        direct = torch.nn.functional.conv2d(x, conv.weight, None, padding=56, dilation=56)
+        torch.testing.assert_close(conv(x), direct, rtol=0, atol=1e-5)
+        wider = torch.randn(1, 16, 60, 60)  # taps inside the map: the full convolution
+        full = torch.nn.functional.conv2d(wider, conv.weight, None, padding=56, dilation=56)
+        torch.testing.assert_close(conv(wider), full, rtol=0, atol=0)
