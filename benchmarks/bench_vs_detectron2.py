@@ -120,6 +120,8 @@ def main() -> None:
     parser.add_argument("--configs", default="R_50_FPN_DL_s1x,R_50_FPN_s1x")
     parser.add_argument("--runs", type=int, default=5, help="timed frames per engine and threshold (at least 5)")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--detections", default=",".join(map(str, TARGET_DETECTIONS)),
+                        help="detection counts to aim at, e.g. 1,3,10")
     parser.add_argument("--workdir", type=Path, default=None, help="keep the synthetic checkpoints here")
     args = parser.parse_args()
 
@@ -142,10 +144,11 @@ def main() -> None:
 
             subprocess.run([sys.executable, str(fixtures / "make_checkpoint.py"),
                             str(fixtures / f"manifest_{config}.json"), str(weights)], check=True)
-        thresholds = thresholds_for(detection_scores(cfg, read_checkpoint(weights), frame))
+        targets = tuple(int(n) for n in args.detections.split(","))
+        thresholds = thresholds_for(detection_scores(cfg, read_checkpoint(weights), frame), targets)
         ours = Predictor(cfg, weights, device="cpu", precision="float32", batch_size=1)
         theirs = Detectron2Predictor(cfg, weights, device="cpu", precision="float32", batch_size=1)
-        for target, threshold in zip(TARGET_DETECTIONS, thresholds):
+        for target, threshold in zip(targets, thresholds):
             ours.score_threshold = threshold
             theirs.score_threshold = threshold
             our_stages: Stages = defaultdict(list)
@@ -166,6 +169,8 @@ def main() -> None:
             rows.append(row)
             print(f"  Detectron2 {row[4]:.3f} s ({row[2]} det), ours {row[5]:.3f} s ({row[3]} det), "
                   f"ratio {ratio:.3f}; {load()}", flush=True)
+            for engine, stages in (("Detectron2", row[7]), ("ours", row[8])):
+                print(f"    {engine}: " + ", ".join(f"{k} {v:.3f}" for k, v in stages.items()), flush=True)
     print_table(rows)
 
 

@@ -29,7 +29,7 @@ OVERLAY_FRAMES = (20, 38, 52, 100)
 def _drawn_results():
     spec = importlib.util.spec_from_file_location("make_hits_screenshot", HERE / "make_hits_screenshot.py")
     module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    spec.loader.exec_module(module)
     return module.write_results
 
 

@@ -139,7 +139,7 @@ class _RecordingHandler(http.server.SimpleHTTPRequestHandler):
         pass
 
     def do_GET(self) -> None:
-        self.server.requests.append(self.path)  # type: ignore[attr-defined]
+        self.server.requests.append(self.path)
         super().do_GET()
 
 
@@ -150,7 +150,7 @@ def local_server(no_internet, tmp_path: Path) -> Iterator[tuple[str, http.server
     root.mkdir()
     handler = functools.partial(_RecordingHandler, directory=str(root))
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    httpd.requests = []  # type: ignore[attr-defined]
+    httpd.requests = []
     thread = threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     try:

@@ -419,6 +419,6 @@ def test_a_second_ctrl_c_interrupts_at_once_and_main_says_so(export, capsys, mon
 
     from napari_densepose_gaze.cli import batch
 
-    monkeypatch.setattr(batch, "_open_recording", lambda folder: work(None, None))
+    monkeypatch.setattr(batch, "_open_recording", lambda folder, min_confidence: work(None, None))
     assert cli.main(["hits", str(export)]) == cli.EXIT_INTERRUPTED
     assert "densepose-gaze: interrupted" in capsys.readouterr().err

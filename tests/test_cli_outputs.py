@@ -79,8 +79,19 @@ def test_hits_writes_every_table_and_the_peer_files_of_every_recording(export_co
         samples = pd.read_csv(folder / FILE_NAMES["samples"])
         assert len(samples) > 100 and (samples["radius [px]"].dropna() == 30).all()
         assert json.loads((folder / SETTINGS_FILE).read_text())["radius"] == 30
-        assert len(pd.read_csv(folder / PEER_FRAMES_FILE)) == 30  # one row per video frame
+        # one row per video frame of the processed section (first to last frame with results), as the peer
+        done = ResultsStore.open(store).processed_frames()
+        peer = pd.read_csv(folder / PEER_FRAMES_FILE)
+        assert peer["frames"].tolist() == list(range(done.min(), done.max() + 1))
+        assert "closest_annotation" in peer.columns and (folder / "gazemap.png").is_file()
         assert str(folder) in summary_row(out, name) and "done" in summary_row(out, name)
+
+
+def test_hits_says_which_source_each_recording_came_from(export_copy, capsys) -> None:
+    assert cli.main(["hits", str(export_copy), "--radius", "30"]) == 0
+    err = capsys.readouterr().err
+    for folder in find_recordings(export_copy):
+        assert f"{folder.name}: a pupil cloud recording" in err
 
 
 def test_hits_default_radius_is_the_device_accuracy_in_degrees(export_copy) -> None:

@@ -14,7 +14,7 @@ from napari_densepose_gaze.errors import DensePoseGazeError
 from napari_densepose_gaze.hits import HitSettings, default_radius, radius_px
 from napari_densepose_gaze.hits.radius import IntrinsicsWarning
 from napari_densepose_gaze.recording import ExportWarning, Recording
-from napari_densepose_gaze.synthetic.export import write_recording
+from napari_densepose_gaze.synthetic.export import DISTORTION_KEYS, write_recording
 
 
 @pytest.mark.parametrize(
@@ -64,8 +64,9 @@ def recording_folder(tmp_path_factory):
     [
         {"camera_matrix": [[0.0, 0, 80], [0, 0.0, 60], [0, 0, 1]]},
         {"camera_matrix": [[float("nan"), 0, 80], [0, 89.2, 60], [0, 0, 1]]},
-        {"dist_coefs": [[1e10] * 8]},
-        {"dist_coefs": [[0.1] * 7]},
+        # the synthetic recording is a Neon one: its distortion is under Neon's key
+        {DISTORTION_KEYS["neon"]: [[1e10] * 8]},
+        {DISTORTION_KEYS["neon"]: [[0.1] * 7]},
         {"camera_matrix": "identity"},
     ],
 )

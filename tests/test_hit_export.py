@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from napari_densepose_gaze.errors import DensePoseGazeError
+from napari_densepose_gaze.face_export import FACE_FILE_NAMES
 from napari_densepose_gaze.gaze import flag_gaze
 from napari_densepose_gaze.hit_export import (
     FILE_NAMES,
@@ -148,8 +149,12 @@ def test_export_recording_hits_writes_everything(synthetic_recording, tmp_path):
     store.write_frame(0, labels, persons, [{"x1": 0, "y1": 0, "x2": width // 2, "y2": height, "score": 0.9}])
     tables = compute_hits(recording, store)
     written = export_recording_hits(tables, tmp_path / "csv", recording, store)
-    assert {p.name for p in (tmp_path / "csv").iterdir()} == {*FILE_NAMES.values(), "hit_settings.json",
-                                                              "densepose.csv", "parts_count.csv", "gazemap.png"}
+    assert {p.name for p in (tmp_path / "csv").iterdir()} == {*FILE_NAMES.values(), *FACE_FILE_NAMES.values(),
+                                                              "hit_settings.json", "densepose.csv",
+                                                              "parts_count.csv", "gazemap.png"}
+    assert written["gaze on face"] == tmp_path / "csv" / FACE_FILE_NAMES["gaze on face"]
+    assert pd.read_csv(written["gaze on face"])["recording id"].eq(recording.recording_id).all()
+    assert len(pd.read_csv(written["regions"])) == len(tables.regions)
     frames = pd.read_csv(written["densepose"])
     assert frames["frames"].tolist() == [0]  # only frame 0 has results: the processed section
     assert frames["pts"].tolist() == recording.video_reader().pts[:1].tolist()

@@ -507,3 +507,47 @@ def test_unusable_intrinsics_are_a_clear_error():
                    {"camera_matrix": [[500.0, 0, 160.0], [0, 500.0, 120.0], [0, 0, 1]], "dist_coefs": [0.1] * 6}):
         with pytest.raises(DensePoseGazeError, match="scene_camera.json"):
             radius_px([160.0], [120.0], HitSettings(2.0, "deg"), camera)
+
+
+def test_a_damaged_processed_frame_is_refused_not_counted_as_no_part(synthetic_recording, tmp_path):
+    # zarr reads a deleted chunk as background: the tables would say "no part" for a frame full of torso
+    recording = Recording.open(synthetic_recording())
+    width, height = recording.frame_size
+    store = ResultsStore.create(tmp_path / "store", n_frames=recording.n_frames, height=height, width=width,
+                                metadata={"recording_id": recording.recording_id})
+    labels = np.full((height, width), 2, np.uint8)
+    box = {"x1 [px]": 0, "y1 [px]": 0, "x2 [px]": width, "y2 [px]": height, "score": 0.99}
+    for frame in (3, 4):
+        store.write_frame(frame, labels, np.ones_like(labels), [box])
+    key = store.labels.metadata.encode_chunk_key((4, 0, 0))
+    (store.folder / store.labels.path / key).unlink()
+    with pytest.raises(DensePoseGazeError, match=r"1 damaged frame\(s\): frame 4"):
+        compute_hits(recording, store)
+
+
+def test_compute_hits_takes_the_default_radius_of_the_glasses_info_json_names(synthetic_recording, tmp_path):
+    recording = Recording.open(synthetic_recording())  # a Neon-sized video with intrinsics
+    width, height = recording.frame_size
+    store = ResultsStore.create(tmp_path / "store", n_frames=recording.n_frames, height=height, width=width,
+                                metadata={"recording_id": recording.recording_id})
+    assert compute_hits(recording, store).settings == HitSettings(1.8, "deg")
+    recording.info = {**recording.info, "glasses_serial_number": "abc12", "scene_camera_serial_number": "def34"}
+    for key in ("module_serial_number", "frame_name"):
+        recording.info.pop(key, None)
+    assert compute_hits(recording, store).settings == HitSettings(4.6, "deg")  # Pupil Invisible's accuracy
+
+
+def test_a_label_that_is_no_part_is_refused_naming_its_frame(synthetic_recording, tmp_path):
+    # written around the napari layer (which refuses it): no table may count or name label 30
+    recording = Recording.open(synthetic_recording())
+    width, height = recording.frame_size
+    store = ResultsStore.create(tmp_path / "store", n_frames=recording.n_frames, height=height, width=width,
+                                metadata={"recording_id": recording.recording_id})
+    labels = np.full((height, width), 2, np.uint8)
+    box = {"x1 [px]": 0, "y1 [px]": 0, "x2 [px]": width, "y2 [px]": height, "score": 0.99}
+    for frame in range(recording.n_frames):
+        store.write_frame(frame, labels, np.ones_like(labels), [box])
+    store.labels[7] = 30
+    store.mark_edited(7)
+    with pytest.raises(DensePoseGazeError, match="Frame 7 of the results holds the label 30"):
+        compute_hits(recording, store)

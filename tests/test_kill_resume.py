@@ -133,3 +133,42 @@ def test_ctrl_c_stops_after_the_batch_keeps_the_frames_and_resumes(
     assert cli.main(command(recording, checkpoint, output)) == 0
 
     assert_same_results(ResultsStore.open(output), reference)
+
+
+def test_frames_edited_by_hand_while_a_run_goes_stay_edited_with_the_edits_pixels(
+    recording, checkpoint, reference, tmp_path
+) -> None:
+    output = tmp_path / "store"
+    process = start_run(recording, checkpoint, output, tmp_path)
+    wait_for_frames(process, output, 1, tmp_path)
+    store = ResultsStore.open(output, "r+")
+    height, width = store.shape[1:]
+    edits: dict[int, np.ndarray] = {}
+    seen = 0
+    # Each time the run stores a frame, paint the one it is most likely computing or storing right now
+    # (runs go in frame order), and now and then one it stored already.
+    while process.poll() is None:
+        done = set(store.processed_frames().tolist())
+        if len(done) > seen:
+            seen = len(done)
+            ahead = [i for i in range(LAST_FRAME + 1) if i not in done and i not in edits]
+            behind = sorted(done - set(edits))
+            for frame in ahead[:1] + (behind[-1:] if seen % 3 == 0 else []):
+                edits[frame] = np.full((height, width), 1 + frame % 24, np.uint8)
+                with store.editing(frame):
+                    store.labels[frame] = edits[frame]
+        time.sleep(POLL_S / 5)
+    stdout = (tmp_path / "stdout.txt").read_text()
+    assert process.returncode == 0, (tmp_path / "stderr.txt").read_text()
+    assert len(edits) >= 3  # edits landed while the run went
+
+    after = ResultsStore.open(output)
+    assert sorted(after.edited_frames().tolist()) == sorted(edits)
+    for frame, pixels in edits.items():
+        np.testing.assert_array_equal(after.read_frame(frame)[0], pixels, err_msg=f"labels of edited frame {frame}")
+    assert set(after.processed_frames().tolist()) | set(edits) == set(range(LAST_FRAME + 1))
+    for frame in sorted(set(range(LAST_FRAME + 1)) - set(edits)):  # the others as an undisturbed run has them
+        np.testing.assert_array_equal(after.read_frame(frame)[0], reference.read_frame(frame)[0])
+    row = next(line for line in stdout.splitlines() if line.startswith(recording.name)).split()
+    done_now, selected = (int(n) for n in row[1].split("/"))
+    assert selected == LAST_FRAME + 1 and done_now + int(row[2]) == selected  # each frame stored or kept once

@@ -92,4 +92,5 @@ def test_npe2_discovers_reader_sample_and_widget() -> None:
     (reader,) = contributions.readers
     assert reader.accepts_directories and "*.mp4" in reader.filename_patterns
     assert [s.key for s in contributions.sample_data] == ["synthetic_recording"]
-    assert [w.display_name for w in contributions.widgets] == ["Recording info", "Run DensePose", "Gaze hits"]
+    assert [w.display_name for w in contributions.widgets] == ["Recording info", "Run DensePose", "Gaze hits",
+                                                                 "Body parts"]

@@ -120,6 +120,27 @@ def test_cancel_stops_within_one_batch_and_keeps_what_was_computed(recording, tm
     assert store.processed_frames().tolist() == list(range(40))
 
 
+def test_a_second_run_on_one_store_skips_the_frames_a_live_run_is_computing(recording, tmp_path):
+    store = new_store(recording, tmp_path)
+    other = ResultsStore.open(store.folder, mode="r+")  # another run, e.g. a second command line
+    assert other.claim([0, 1, 2]) == [0, 1, 2]
+    engine = PixelEngine()
+    summary = run_densepose(recording, engine, store, range(6))
+    assert summary.processed == 3 and summary.skipped_claimed == 3 and engine.frames_seen == 3
+    assert store.processed_frames().tolist() == [3, 4, 5]
+    other.release()  # the other run stopped without finishing: its frames are free again
+    assert run_densepose(recording, PixelEngine(), store, range(6)).processed == 3
+    assert store.processed_frames().tolist() == list(range(6))
+
+
+def test_a_run_releases_the_frames_it_did_not_write(recording, tmp_path):
+    store = new_store(recording, tmp_path)
+    engine = PixelEngine(batch_size=2)
+    run_densepose(recording, engine, store, range(10), cancel=lambda: engine.calls >= 1)
+    other = ResultsStore.open(store.folder, mode="r+")
+    assert other.claim(range(10)) == list(range(2, 10))
+
+
 def test_frames_edited_by_hand_are_left_alone_unless_asked(recording, tmp_path):
     store = new_store(recording, tmp_path)
     run_densepose(recording, PixelEngine(), store, range(4))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import random
 import signal
@@ -211,6 +212,50 @@ def test_user_errors_name_the_folder_and_what_to_do(tmp_path):
     with pytest.raises(DensePoseGazeError, match="JSON"):
         ResultsStore.create(tmp_path / "bad", n_frames=2, height=4, width=4,
                             metadata={"when": object()})
+
+
+def test_check_compatible_records_a_resuming_runs_device_and_refuses_other_results(tmp_path):
+    store = make_store(tmp_path)
+    store.check_compatible((6, 24, 32), {**META, "device": "cuda", "date": "2026-12-01"})
+    assert ResultsStore.open(store.folder).metadata == {**META, "device": "cuda", "date": "2026-12-01"}
+    with pytest.raises(DensePoseGazeError, match="score_threshold: stored 0.8, now 0.5"):
+        store.check_compatible((6, 24, 32), {**META, "score_threshold": 0.5, "device": "mps"})
+    with pytest.raises(DensePoseGazeError, match="recording has 7 frames"):
+        store.check_compatible((7, 24, 32), META)
+    assert ResultsStore.open(store.folder).metadata["device"] == "cuda"  # a refused run records nothing
+    with pytest.raises(DensePoseGazeError, match="read-only"):
+        ResultsStore.open(store.folder).check_compatible((6, 24, 32), META)
+
+
+def test_a_store_name_at_the_file_name_limit_is_created_and_a_longer_one_is_refused_clearly(tmp_path):
+    longest = tmp_path / ("r" * 245 + ".densepose")  # 255 bytes: with ".<name>.creating-..." it would not fit
+    store = ResultsStore.create(longest, n_frames=2, height=4, width=4, metadata=META)
+    store.write_frame(1, *frame_data(1, 4, 4))
+    store.close()
+    again = ResultsStore.create(longest, n_frames=2, height=4, width=4, metadata=META, overwrite=True)
+    assert again.processed_frames().tolist() == []
+    assert [p.name for p in tmp_path.iterdir()] == [longest.name]  # no temporary folder left
+    with pytest.raises(DensePoseGazeError, match="256 bytes.*shorter name"):
+        ResultsStore.create(tmp_path / ("r" * 246 + ".densepose"), n_frames=2, height=4, width=4, metadata=META)
+
+
+def test_an_unreadable_or_damaged_store_says_what_to_do(tmp_path, monkeypatch):
+    store = make_store(tmp_path)
+    store.close()
+    log = store.folder / "frames.log"
+
+    def unreadable(path):
+        raise PermissionError(errno.EACCES, "Permission denied", str(path))
+
+    with monkeypatch.context() as patch:  # root reads anything, so the refusal is simulated
+        patch.setattr("napari_densepose_gaze.store.FrameLog", unreadable)
+        with pytest.raises(DensePoseGazeError, match="Permission denied.*frames.log'. This user may not read it: "
+                                                     "fix the file permissions"):
+            ResultsStore.open(store.folder)
+    assert log.is_file()
+    (store.folder / "labels" / "zarr.json").write_text("{not json")
+    with pytest.raises(DensePoseGazeError, match="zarr.json files are damaged: restore them"):
+        ResultsStore.open(store.folder)
 
 
 def test_default_folder_is_a_sibling_of_the_export(tmp_path):

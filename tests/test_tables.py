@@ -38,12 +38,23 @@ def test_scientific_notation_with_all_digits_is_exact_and_silent(tmp_path):
     assert result.warnings == []
 
 
-def test_scientific_notation_that_lost_digits_warns_with_file_and_column(tmp_path):
-    path = write(tmp_path, "world_timestamps.csv", "timestamp [ns]\n1.6e18\n1.7000000001234568e+18\n")
+def test_timestamps_written_from_float64_warn_of_the_float_spacing_not_of_their_shortest_digits(tmp_path):
+    # a Neon time as float64 text: 13 digits, the last standing for 10^6 ns, yet only 256 ns are lost
+    path = write(tmp_path, "world_timestamps.csv", "timestamp [ns]\n1.754690230082e+18\n1.7000000001234568e+18\n")
     result = read_table(path, WORLD_TIMESTAMPS)
-    assert result.table["timestamp [ns]"].tolist() == [1_600_000_000_000_000_000, 1_700_000_000_123_456_800]
+    assert result.table["timestamp [ns]"].tolist() == [1_754_690_230_082_000_000, 1_700_000_000_123_456_800]
     (warning,) = result.warnings
-    assert "world_timestamps.csv" in warning and "'timestamp [ns]'" in warning and "10^17" in warning
+    assert warning.startswith(f"world_timestamps.csv in {tmp_path}: 'timestamp [ns]' was written as floating point")
+    assert "exact only to about 256 ns" in warning and "64-bit floats" in warning and "10^" not in warning
+
+
+def test_timestamps_cut_to_15_digits_warn_of_a_unit_of_the_15th_digit_and_blame_the_spreadsheet(tmp_path):
+    path = write(tmp_path, "blinks.csv", f"blink id,start timestamp [ns],end timestamp [ns]\n1,{TS:.15g},{TS:.15g}\n")
+    result = read_table(path, BLINKS)
+    assert result.table["start timestamp [ns]"].tolist() == [1_700_000_000_123_460_000]
+    assert len(result.warnings) == 2  # one per column
+    assert all("exact only to about 10 µs" in w and "spreadsheet" in w for w in result.warnings)
+    assert "'end timestamp [ns]'" in result.warnings[1]
 
 
 def test_parse_int64_reports_the_coarsest_written_digit():

@@ -19,6 +19,12 @@ simple shapes. DensePose's 24 patches map onto the two views like this:
 In the front view the person faces the reader (their right on the reader's
 left); in the back view the reader sees their back (their right on the
 reader's right). Small "R"/"L" marks say which side is which.
+
+Given the per-sample table, the head halves tell the face from the back of
+the head (:mod:`.face_regions`): the front view shows the dwell on that half's
+face, the back view the dwell on its back and sides; dwell on head pixels
+without U, V (region unknown: older stores, painted pixels) is shown in both,
+as it is without the samples.
 """
 
 from __future__ import annotations
@@ -32,13 +38,14 @@ import pandas as pd
 
 from .durable import atomic_path
 from .errors import DensePoseGazeError
+from .face_regions import FACE_REGIONS, HEAD_PARTS, REGION_NAMES, UNKNOWN_REGION
 from .parts import PART_NAMES, part_color
 
 if TYPE_CHECKING:
     from .hits import HitTables
 
 __all__ = ["FRONT_PARTS", "BACK_PARTS", "REPORT_FIGURES", "body_heatmap", "dwell_bar_chart",
-           "dwell_by_person_and_part", "write_report"]
+           "dwell_by_person_and_part", "head_dwell_by_view", "write_report"]
 
 #: parts drawn on the front view and on the back view (see the module docstring)
 FRONT_PARTS = (23, 24, 2, 15, 16, 19, 20, 3, 4, 9, 10, 13, 14, 5, 6)
@@ -149,37 +156,63 @@ def _dwell_per_part(parts_table: pd.DataFrame) -> dict[int, float]:
     return values
 
 
+def head_dwell_by_view(samples: pd.DataFrame) -> dict[tuple[str, int], float]:
+    """Seconds of tolerant hits on each head half seen from the front (face) and the back (back and sides).
+
+    Keys ``("front" | "back", 23 | 24)``; hits of unknown region count in both.
+    """
+    out = {(view, part): 0.0 for view in ("front", "back") for part in HEAD_PARTS}
+    if "hit region" not in samples:
+        return out
+    part = pd.to_numeric(samples["hit part id"], errors="coerce").fillna(0).to_numpy(dtype=np.int64)
+    seconds = samples["sample duration [ns]"].to_numpy(dtype=np.float64) / 1e9
+    hit = samples["assessed"].to_numpy(dtype=bool)
+    region = samples["hit region"]
+    face = region.isin([REGION_NAMES[r] for r in FACE_REGIONS]).to_numpy()
+    unknown = (region == REGION_NAMES[UNKNOWN_REGION]).to_numpy()
+    for p in HEAD_PARTS:
+        mine = hit & (part == p)
+        out[("front", p)] = float(seconds[mine & (face | unknown)].sum())
+        out[("back", p)] = float(seconds[mine & ~face].sum())
+    return out
+
+
 def body_heatmap(
     parts_table: pd.DataFrame,
     out_stem: str | os.PathLike[str],
     *,
     title: str | None = None,
     cmap: str = "YlOrRd",
+    samples: pd.DataFrame | None = None,
 ) -> dict[str, Path]:
     """Front and back body diagram, each part coloured by its dwell time, with a colour bar.
 
     ``parts_table`` has one row per part with ``part id`` and ``dwell time [s]``
-    (``HitTables.parts``, or ``part_hits.csv`` read back). Writes
+    (``HitTables.parts``, or ``part_hits.csv`` read back). With ``samples``
+    (``HitTables.samples``) the head shows the face in the front view and the
+    back of the head in the back view (:func:`head_dwell_by_view`). Writes
     ``<out_stem>.png`` and ``<out_stem>.svg``; returns their paths by extension.
     """
     from matplotlib import cm, colormaps, colors
     from matplotlib.patches import Ellipse, Polygon
 
     dwell = _dwell_per_part(parts_table)
-    vmax = max(dwell.values())
+    head = head_dwell_by_view(samples) if samples is not None else None
+    vmax = max([*dwell.values(), *(head.values() if head else [])])
     norm = colors.Normalize(vmin=0.0, vmax=vmax if vmax > 0 else 1.0)
     colormap = colormaps[cmap]
     fig = _figure((7.5, 6.4))
     axes = fig.subplots(1, 2)
     for ax, view in zip(axes, ("front", "back")):
         for part, kind, geometry in _body_shapes(view):
-            face = _NOT_A_PART if part is None else colormap(norm(dwell[part]))
+            value = head[(view, part)] if head is not None and part in HEAD_PARTS else dwell.get(part, 0.0)
+            face = _NOT_A_PART if part is None else colormap(norm(value))
             style = {"facecolor": face, "edgecolor": _EDGE, "linewidth": 0.8}
             if kind == "ellipse":
-                centre, width, height = geometry  # type: ignore[misc]
+                centre, width, height = geometry
                 patch = Ellipse(centre, width, height, **style)
             else:
-                patch = Polygon(geometry, closed=True, **style)  # type: ignore[arg-type]
+                patch = Polygon(geometry, closed=True, **style)
             if part is not None:
                 patch.set_gid(f"part-{part}")  # findable in the SVG
             ax.add_patch(patch)
@@ -281,8 +314,54 @@ def write_report(tables: HitTables, folder: str | os.PathLike[str], *, name: str
     folder = Path(folder).expanduser()
     suffix = f" - {name}" if name else ""
     written: dict[str, Path] = {}
-    heatmap = body_heatmap(tables.parts, folder / REPORT_FIGURES["heatmap"], title=f"Dwell time per body part{suffix}")
+    heatmap = body_heatmap(tables.parts, folder / REPORT_FIGURES["heatmap"], title=f"Dwell time per body part{suffix}",
+                           samples=tables.samples)
     bars = dwell_bar_chart(tables, folder / REPORT_FIGURES["bars"], title=f"Dwell time per part, per person{suffix}")
     for figure, paths in (("heatmap", heatmap), ("bars", bars)):
         written.update({f"{figure}.{ext}": path for ext, path in paths.items()})
     return written
+
+
+# one colour per head region (REGION_NAMES order), for the head-region chart
+_REGION_COLORS = {1: "#1f77b4", 2: "#17becf", 3: "#ff7f0e", 4: "#d62728", 5: "#f7c6a3", 6: "#8c8c8c"}
+
+
+def head_region_chart(out_stem: str | os.PathLike[str]) -> dict[str, Path]:
+    """The head regions on DensePose's two head patches, unrolled around the head, with the landmarks.
+
+    x is the azimuth around the head (0 the nose, negative the person's right
+    half, patch 23; positive the left half, 24; +-180 the back), y is V.
+    Writes ``<out_stem>.png`` and ``.svg`` (docs/images/face_regions.png is this figure).
+    """
+    from matplotlib.colors import ListedColormap
+    from matplotlib.patches import Patch
+
+    from .face_regions import LANDMARKS, azimuth_deg, chart23_u, region_ids
+
+    azimuth = np.linspace(-180, 180, 721)
+    v = np.linspace(0, 1, 401)
+    az, vv = np.meshgrid(azimuth, v)
+    part = np.where(az < 0, 23, 24)
+    u23 = 1 - np.abs(az) / 180
+    regions = region_ids(part, u23, vv)
+    colours = ListedColormap([_REGION_COLORS[r] for r in sorted(_REGION_COLORS)])
+    fig = _figure((8.4, 4.2))
+    ax = fig.subplots()
+    ax.imshow(regions - 1, origin="lower", extent=(-180, 180, 0, 1), aspect="auto", cmap=colours,
+              vmin=-0.5, vmax=len(_REGION_COLORS) - 0.5, interpolation="nearest")
+    ax.axvline(0, color="white", linewidth=0.8, linestyle="--")
+    for name, (p, u, lv) in LANDMARKS.items():
+        x = float(azimuth_deg(np.array([p]), chart23_u(np.array([p]), np.array([u])))[0])
+        ax.plot(x, lv, "k+", markersize=8)
+        below = "mouth" in name or lv >= 0.99  # keeps neighbouring labels apart and inside the axes
+        left = x < -1  # labels of the person's right half go to the left of their mark
+        ax.annotate(name, (x, lv), textcoords="offset points", xytext=(-4 if left else 4, -10 if below else 4),
+                    ha="right" if left else "left", fontsize=7)
+    ax.set_xlabel("azimuth around the head [deg] (patch 23: person's right  |  patch 24: left)")
+    ax.set_ylabel("V (1 crown, 0 neck)")
+    ax.set_xticks(range(-180, 181, 45))
+    ax.set_title("Head regions on DensePose's head patches (fitted to the atlas; not yet checked on real footage)",
+                 fontsize=10)
+    ax.legend(handles=[Patch(color=_REGION_COLORS[r], label=REGION_NAMES[r]) for r in sorted(_REGION_COLORS)],
+              loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=3, fontsize=8, frameon=False)
+    return _save(fig, _stem(out_stem))

@@ -60,5 +60,7 @@ def device_of(scene_camera: Mapping | None, frame_size: tuple[int, int], info: M
 
 
 def _text(value: object) -> bool:
-    """A field that holds something (serials are strings; a number or list is no evidence either way)."""
-    return isinstance(value, str) and bool(value.strip())
+    """A field that holds a serial or a name (text, or a whole number; anything else is no evidence)."""
+    if isinstance(value, bool):
+        return False
+    return (isinstance(value, str) and bool(value.strip())) or isinstance(value, int)

@@ -3,6 +3,7 @@
 :func:`export_hit_tables` writes one CSV per table of a
 :class:`~napari_densepose_gaze.hits.HitTables` (names in :data:`FILE_NAMES`,
 columns in :data:`~napari_densepose_gaze.hits.schema.COLUMNS`) and ``hit_settings.json``.
+:func:`export_recording_hits` adds the face files (:mod:`.face_export`) and the peer's files.
 
 :func:`write_peer_files` writes what the peer tool, pupil-labs/densepose-module
 (``pl-densepose``), writes into its output folder, under its names, so its
@@ -45,6 +46,7 @@ import pandas as pd
 
 from .durable import atomic_path, atomic_write
 from .errors import DensePoseGazeError
+from .face_export import FACE_FILE_NAMES, write_face_files
 from .hits import HitTables, look_up
 from .hits.lookup import processed_mask
 from .hits.schema import COLUMNS, documented_order
@@ -64,6 +66,7 @@ FILE_NAMES = {
     "parts": "part_hits.csv",
     "groups": "group_hits.csv",
     "persons": "person_hits.csv",
+    "regions": FACE_FILE_NAMES["regions"],  # one of the face files too
 }
 SETTINGS_FILE = "hit_settings.json"
 PEER_FRAMES_FILE = "densepose.csv"
@@ -262,14 +265,16 @@ def export_recording_hits(
     progress: Callable[[int, int], None] | None = None,
     cancel: Callable[[], bool] | None = None,
 ) -> dict[str, Path]:
-    """Every hit CSV of a recording into ``folder``, with the peer's files unless ``peer=False``.
+    """Every hit CSV of a recording into ``folder``: the tables, the face files, and the peer's unless ``peer=False``.
 
-    The peer's files are ``densepose.csv``, ``parts_count.csv`` and
-    ``gazemap.png``; ``peer_video=True`` adds the overlay video as
-    ``densepose.mp4`` (``progress``/``cancel`` as for
-    :func:`~napari_densepose_gaze.render.render_overlay`).
+    The face files are those of :func:`~napari_densepose_gaze.face_export.write_face_files`
+    (``region_hits.csv`` is among the tables as well). The peer's files are
+    ``densepose.csv``, ``parts_count.csv`` and ``gazemap.png``;
+    ``peer_video=True`` adds the overlay video as ``densepose.mp4``
+    (``progress``/``cancel`` as for :func:`~napari_densepose_gaze.render.render_overlay`).
     """
     written = export_hit_tables(tables, folder)
+    written.update(write_face_files(tables, folder, recording_id=recording.recording_id))
     if peer:
         pts = recording.video_reader().pts[: recording.n_frames]
         written.update(write_peer_files(tables, folder, store.labels, store.persons, store.processed_frames(),

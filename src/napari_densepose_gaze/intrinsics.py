@@ -10,14 +10,17 @@ Intrinsics that would give a wrong radius are refused here, with a message
 that names the file and the value, rather than giving a NaN radius (hits
 near a part silently lost) or a radius of millions of pixels: every number
 finite, positive focal lengths, a distortion vector of a length OpenCV
-accepts, and a model that maps every pixel of the frame to a ray and back
+accepts, and a model that maps the frame (up to the ellipse inscribed in it:
+real Neon calibrations do not reach the image corners) to rays and back
 (:func:`check_plausible`).
 
 Undistortion uses OpenCV's iterative solver run to 1e-12 (normalized units);
 :func:`valid_pixels` says where its answer projects back onto the pixel.
-Pupil Labs' ``pupil-labs-camera`` package wraps the same OpenCV calls with
-OpenCV's default of five iterations, which leaves errors of several pixels
-in the corners of a Neon image; it is not used.
+Pupil Labs' ``pupil-labs-camera`` package (1.2.1) wraps the same OpenCV call
+with OpenCV's default of five iterations: measured on a real Neon calibration
+over 100,000 pixels it was nine times faster, but 46 % of the points were off
+by more than 0.1 px and the worst by 162 px, against 0.002 px here (checked
+with an independent Newton solver), so it is not used.
 """
 
 from __future__ import annotations
@@ -93,22 +96,20 @@ def intrinsics_from(
     camera = _numbers(block["camera_matrix"], "camera_matrix", where)
     if camera.size != 9:
         raise IntrinsicsError(
-            f"{where}: camera_matrix has {camera.size} numbers where a 3x3 matrix has 9: "
-            + _ADVICE
+            f"{where}: camera_matrix has {camera.size} numbers where a 3x3 matrix has 9: {_ADVICE}"
         )
     camera = camera.reshape(3, 3)
     key = next((k for k in DISTORTION_KEYS if k in block), None)
     distortion = np.zeros(0) if key is None else _numbers(block[key], key, where)
     if distortion.ndim > 2 or (distortion.ndim == 2 and min(distortion.shape) != 1):
         raise IntrinsicsError(
-            f"{where}: {key} has the shape {distortion.shape}; it must be one row of coefficients: "
-            + _ADVICE
+            f"{where}: {key} has the shape {distortion.shape}; it must be one row of coefficients: {_ADVICE}"
         )
     distortion = distortion.ravel()
     if distortion.size and distortion.size not in OPENCV_DISTORTION_LENGTHS:
         raise IntrinsicsError(
             f"{where}: {key} has {distortion.size} coefficients; OpenCV takes "
-            f"{', '.join(map(str, OPENCV_DISTORTION_LENGTHS))}: " + _ADVICE
+            f"{', '.join(map(str, OPENCV_DISTORTION_LENGTHS))}: {_ADVICE}"
         )
     intrinsics = Intrinsics(camera, distortion, key, where)
     check_plausible(intrinsics, frame_size)
@@ -118,8 +119,9 @@ def intrinsics_from(
 def _intrinsics_block(scene_camera: Mapping, where: str, frame_size: tuple[int, int] | None) -> Mapping:
     """The object holding ``camera_matrix``: the file itself, or the one (or the frame size's) object in it."""
     if not isinstance(scene_camera, Mapping):
-        raise IntrinsicsError(f"{where} holds {type(scene_camera).__name__}, not an object with camera_matrix: "
-                              + _ADVICE)
+        raise IntrinsicsError(
+            f"{where} holds {type(scene_camera).__name__}, not an object with camera_matrix: {_ADVICE}"
+        )
     if "camera_matrix" in scene_camera:
         return scene_camera
     nested = {str(k): v for k, v in scene_camera.items() if isinstance(v, Mapping) and "camera_matrix" in v}
@@ -131,8 +133,7 @@ def _intrinsics_block(scene_camera: Mapping, where: str, frame_size: tuple[int, 
     if len(nested) == 1:
         return next(iter(nested.values()))
     found = f"objects {', '.join(sorted(nested))}" if nested else "no camera_matrix"
-    raise IntrinsicsError(f"{where} has {found} where one camera_matrix was expected: "
-                          + _ADVICE)
+    raise IntrinsicsError(f"{where} has {found} where one camera_matrix was expected: {_ADVICE}")
 
 
 def _numbers(value: object, name: str, where: str) -> np.ndarray:
@@ -146,13 +147,11 @@ def _numbers(value: object, name: str, where: str) -> np.ndarray:
     bad = next((v for v in items if isinstance(v, bool) or not isinstance(v, Real)), None)
     if bad is not None or not items:
         shown = repr(bad)[:40] if items else "nothing"
-        raise IntrinsicsError(f"{where}: {name} holds {shown} where numbers belong: "
-                              + _ADVICE)
+        raise IntrinsicsError(f"{where}: {name} holds {shown} where numbers belong: {_ADVICE}")
     try:
         array = np.array(value, dtype=np.float64)
     except (ValueError, OverflowError) as exc:  # ragged rows, or integers beyond float64
-        raise IntrinsicsError(f"{where}: {name} is not a table of numbers ({exc}): "
-                              + _ADVICE) from exc
+        raise IntrinsicsError(f"{where}: {name} is not a table of numbers ({exc}): {_ADVICE}") from exc
     if not np.isfinite(array).all():
         raise IntrinsicsError(f"{where}: {name} holds {array.ravel()[~np.isfinite(array.ravel())][0]} where "
                               f"finite numbers belong: {_ADVICE}")

@@ -39,6 +39,8 @@ PART_NAMES: dict[int, str] = {
     23: "head, right side",
     24: "head, left side",
 }
+#: The largest part id; a label above it is no DensePose part.
+MAX_PART = max(PART_NAMES)
 
 #: part id -> coarse group (the groups a summary table reports)
 PART_GROUPS: dict[int, str] = {

@@ -31,6 +31,7 @@ import numpy as np
 from . import __version__
 from .engine.defaults import DEFAULT_MODEL, DEFAULT_SCORE_THRESHOLD, MIN_SIZE_TEST, default_max_input_size
 from .errors import DensePoseGazeError
+from .face_regions import head_uv_map
 from .frame_selection import FrameSelection, select_frames
 from .store import ResultsStore
 from .tracking import link_store
@@ -67,10 +68,11 @@ class Progress:
 class RunSummary:
     selected: int  # frames the selection picked
     skipped_done: int  # of those, already processed before this run
-    skipped_edited: int  # of those, corrected by hand and left alone
+    skipped_edited: int  # of those, corrected by hand and left alone (also when the edit came during the run)
     processed: int  # frames processed by this run
     cancelled: bool
     seconds: float
+    skipped_claimed: int = 0  # of those, being computed by another live run on the same store
 
     @property
     def frames_per_s(self) -> float:
@@ -95,6 +97,7 @@ def run_metadata(
     return {
         "recording_id": recording.recording_id or recording.name,
         "recording_folder": str(recording.folder),
+        "recording_source": recording.source,
         "model": model,
         "checkpoint_sha256": checkpoint_sha256,
         "score_threshold": float(score_threshold),
@@ -201,10 +204,13 @@ def iter_densepose(
     """
     started = time.perf_counter()
     selected = list(dict.fromkeys(int(i) for i in frames))
-    todo = store.pending(selected, overwrite_edited=overwrite_edited)
+    pending = store.pending(selected, overwrite_edited=overwrite_edited)
+    # claimed, so that a second run on the store computes other frames, not these
+    todo = store.claim(pending, overwrite_edited=overwrite_edited)
+    skipped_claimed = len(pending) - len(todo)
     edited = set(store.edited_frames().tolist())
     skipped_edited = 0 if overwrite_edited else sum(1 for i in selected if i in edited)
-    skipped_done = len(selected) - len(todo) - skipped_edited
+    skipped_done = len(selected) - len(pending) - skipped_edited
     batch_size = max(1, int(getattr(predictor, "batch_size", 1)))
     if n_writers is None:
         n_writers = min(4, max(1, (os.cpu_count() or 2) // 4))
@@ -213,6 +219,7 @@ def iter_densepose(
     computed: queue.Queue = queue.Queue(maxsize=max(1, queue_batches) * batch_size)
     stop_decoding = threading.Event()
     written = 0
+    kept_edits = 0  # frames edited by hand while this run computed them: the edit stays
     last_written: int | None = None
 
     def decode() -> None:
@@ -236,7 +243,7 @@ def iter_densepose(
     no_more_results = threading.Event()
 
     def write() -> None:
-        nonlocal written, last_written
+        nonlocal written, kept_edits, last_written
         while True:
             try:
                 index, result = computed.get(timeout=0.1)
@@ -244,16 +251,20 @@ def iter_densepose(
                 if no_more_results.is_set():
                     return
                 continue
-            store.write_frame(
+            stored = store.write_frame(
                 index,
                 result.part_map,
                 result.person_map,
                 detection_records(result),
                 overwrite_edited=overwrite_edited,
+                head_uv=head_uv_map(result.part_map, result.person_map, result.boxes, result.uv),
             )
             with counts:
-                written += 1
-                last_written = index
+                if stored:
+                    written += 1
+                    last_written = index
+                else:
+                    kept_edits += 1
 
     decoder = _Stage("densepose-decode", decode)
     # Compressing a Neon-sized frame's two maps takes tens of ms; a few writer
@@ -297,6 +308,7 @@ def iter_densepose(
         no_more_results.set()  # writers drain what is queued, then stop
         for writer in writers:
             writer.join()
+        store.release(todo)  # frames not written (cancelled, failed) are free for the next run at once
         if closed and written:  # a closed generator returns nothing, but its frames still get their ids
             link_store(store)
     for stage in (decoder, *writers):
@@ -309,7 +321,8 @@ def iter_densepose(
     return RunSummary(
         selected=len(selected),
         skipped_done=skipped_done,
-        skipped_edited=skipped_edited,
+        skipped_edited=skipped_edited + kept_edits,
+        skipped_claimed=skipped_claimed,
         processed=written,
         cancelled=cancelled,
         seconds=time.perf_counter() - started,
@@ -414,6 +427,7 @@ def prepare_run(
     download_progress: Callable[[int, int], None] | bool = True,
     loaded: LoadedModel | None = None,
     frames: np.ndarray | None = None,
+    store: ResultsStore | None = None,
 ) -> PreparedRun:
     """Select the frames, load the engine (unless ``loaded``: one for a batch of recordings), open the store.
 
@@ -421,9 +435,18 @@ def prepare_run(
     returned to a caller that had to check the selection before loading a model
     itself; otherwise the frames are selected here, also before the model loads,
     so that a bad selection fails fast.
+    ``store``, if given, is the recording's results store already open for
+    writing (the napari session's one handle): it is checked like a store
+    reopened to resume (same frames, size and result-defining settings) and
+    used instead of opening another; ``options.output`` is then not used.
     """
     if loaded is not None and loaded.settings != model:
         raise ValueError(f"the loaded model was loaded from {loaded.settings}, not from {model}")
+    if store is not None and store.mode != "r+":
+        raise DensePoseGazeError(
+            f"The results store {store.folder} is open read-only, so a run cannot write into it: "
+            "make the folder writable, or choose another folder for the results."
+        )
     if frames is None:
         frames = select_frames(recording, options.selection)
     if loaded is None:
@@ -440,5 +463,15 @@ def prepare_run(
         input_size=[predictor.min_size, predictor.max_size],
         weights_file=loaded.weights.name,
     )
-    store = open_store_for_run(recording, options.output, metadata)
+    if store is None:
+        store = open_store_for_run(recording, options.output, metadata)
+    else:
+        _check_resumable(store, recording, metadata)
     return PreparedRun(predictor, store, frames)
+
+
+def _check_resumable(store: ResultsStore, recording: Recording, metadata: dict[str, Any]) -> None:
+    """Refuse a store that a run of ``recording`` with ``metadata`` may not resume, as reopening it would."""
+    width, height = recording.frame_size
+    # the store's own check, the one ResultsStore.create applies when it reopens a store
+    store.check_compatible((recording.n_frames, height, width), metadata)

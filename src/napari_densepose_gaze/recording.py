@@ -17,6 +17,7 @@ folder to open or to report as broken) and :func:`looks_like_recording_or_export
 
 from __future__ import annotations
 
+import os
 import warnings as _warnings
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -74,15 +75,20 @@ def is_recording_folder(path: str | Path) -> bool:
     """True if ``path`` is a folder holding a recording's files (any of :data:`RECORDING_FILES`, or an .mp4).
 
     An .mp4 alone is enough: such a folder is a recording with its tables
-    missing, which opening it reports. Export roots, results stores and a
+    missing, which opening it reports; so is a folder that cannot be read. Export roots, results stores and a
     Pupil Core recording folder (its exports are the recordings) are never recordings.
     """
     path = Path(path)
-    if not path.is_dir() or _has_any(path, EXPORT_ROOT_FILES) or (path / _STORE_FILE).is_file():
-        return False
-    if is_raw_recording(path):
-        return False
-    return _has_any(path, RECORDING_FILES) or source_of(path) is not None or any(_videos(path))
+    try:
+        if not path.is_dir() or _has_any(path, EXPORT_ROOT_FILES) or (path / _STORE_FILE).is_file():
+            return False
+        if is_raw_recording(path):
+            return False
+        return _has_any(path, RECORDING_FILES) or source_of(path) is not None or any(_videos(path))
+    except PermissionError:
+        # A folder we may not look into is counted as a recording, so that opening it says why it cannot be
+        # read (by its name) and the other recordings of an export still run.
+        return True
 
 
 def find_recordings(path: str | Path) -> list[Path]:
@@ -91,13 +97,20 @@ def find_recordings(path: str | Path) -> list[Path]:
     An export root holds its recordings as subfolders; an unzipped download may
     wrap that root in one more folder, so two levels are searched (which also
     finds a Pupil Core recording's exports/NNN). Results stores beside the
-    recordings are left out.
+    recordings are left out. An enrichment export (at ``path``, or the only
+    thing in it) is a :class:`DensePoseGazeError` saying what it is
+    (:func:`~napari_densepose_gaze.enrichment.recognise`).
     """
     path = Path(path).expanduser()
     if not path.exists():
         raise DensePoseGazeError(f"{path} does not exist: pick a Pupil Cloud export or recording folder.")
     if path.is_file():
         path = path.parent
+    if not os.access(path, os.R_OK | os.X_OK):
+        raise DensePoseGazeError(
+            f"{path} cannot be read (permission denied): give yourself read access to it "
+            "(or run as the user who owns it), then try again."
+        )
     if is_recording_folder(path):
         return [path]
     if is_raw_recording(path):

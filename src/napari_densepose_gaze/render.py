@@ -4,7 +4,10 @@
 each frame blends the part colours of :func:`~napari_densepose_gaze.parts.color_lut`
 over the processed frames, draws the gaze point of the frame (the mean of its
 valid samples) as a circle of the hit radius, and writes the name of the part
-looked at (the frame's majority hit part, as in the frame table). The result
+looked at (the frame's majority hit part, as in the frame table, with its head
+region when it is on the head). Where the store has head U, V, the back and
+sides of each head are drawn darker than its face, so face versus back of the
+head shows at a glance (:mod:`.face_regions`). The result
 is H.264 in the container the file name asks for (.mp4 by default), with the
 source's frame timing, and the source's audio copied unchanged (no re-encode).
 One frame is in memory at a time.
@@ -24,6 +27,7 @@ import pandas as pd
 
 from .durable import atomic_path
 from .errors import DensePoseGazeError
+from .face_regions import HEAD_PARTS, region_ids
 from .parts import color_lut
 
 if TYPE_CHECKING:
@@ -39,6 +43,8 @@ Progress = Callable[[int, int], None]
 _NO_PART = "no part"
 _NOT_PROCESSED = "not processed"
 _GAZE_RGB = (255, 255, 255)  # the circle where no part was hit
+_BACK_OF_HEAD = 6  # region id of the back and sides of the head
+_BACK_SHADE = 0.55  # brightness kept on the back of a head
 
 
 def frame_overlays(tables: HitTables) -> pd.DataFrame:
@@ -61,8 +67,11 @@ def frame_overlays(tables: HitTables) -> pd.DataFrame:
     part = pd.to_numeric(frames["part id"], errors="coerce").fillna(0).to_numpy(dtype=np.int64)
     out["part id"] = part
     labels = []
-    for processed, assessed, p, name, person in zip(frames["processed"], frames["assessed samples"], part,
-                                                    frames["part"], frames["person id"]):
+    regions = frames["region"] if "region" in frames else pd.Series(None, index=frames.index, dtype=object)
+    for processed, assessed, p, name, person, region in zip(frames["processed"], frames["assessed samples"], part,
+                                                            frames["part"], frames["person id"], regions):
+        if isinstance(region, str):
+            name = f"{name}: {region}"
         if not processed:
             labels.append(_NOT_PROCESSED)
         elif assessed == 0:
@@ -80,6 +89,13 @@ def _blend(rgb: np.ndarray, labels: np.ndarray, lut: np.ndarray, alpha: float) -
     if on.any():
         colours = lut[labels[on], :3].astype(np.float32)
         rgb[on] = np.round(rgb[on] * (1.0 - alpha) + colours * alpha).astype(np.uint8)
+    return rgb
+
+
+def _shade_back_of_head(rgb: np.ndarray, labels: np.ndarray, head_uv: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+    back = region_ids(labels, *head_uv) == _BACK_OF_HEAD
+    if back.any():
+        rgb[back] = np.round(rgb[back] * _BACK_SHADE).astype(np.uint8)
     return rgb
 
 
@@ -186,6 +202,8 @@ def render_overlay(
                 if processed[i]:
                     labels, _ = store.read_frame(i)
                     rgb = _blend(rgb, np.asarray(labels), lut, alpha)
+                    if store.head_uv is not None and np.isin(labels, HEAD_PARTS).any():
+                        rgb = _shade_back_of_head(rgb, labels, store.read_head_uv(i))
                 _draw_gaze(rgb, overlays.loc[i] if i in overlays.index else None, lut)
                 frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb[: video.height, : video.width]),
                                                    format="rgb24")

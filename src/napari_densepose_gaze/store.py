@@ -6,35 +6,34 @@ One folder per recording (by default beside the export, see
     <folder>/zarr.json        zarr v3 group; attributes hold the run metadata
     <folder>/labels/          (frames, height, width) uint8 body-part ids, 0 = background
     <folder>/persons/         (frames, height, width) uint8 person index, 0 = nobody
+    <folder>/head_u/          (frames, height, width) uint8 code of U on the head (:mod:`.store_head_uv`:
+    <folder>/head_v/          chart-23 U and V of pixels labelled 23 or 24; 0 = no U, V), added
+                              to older stores when they are opened for writing
     <folder>/frames.log       append-only log of frame events (:mod:`.store_log`)
     <folder>/person_ids.csv   optional: stable person ids linking detections across
                               frames (:mod:`.tracking`), replaced atomically
     <folder>/writers/         a lock file per live writer (:mod:`.store_claims`)
 
-Why it survives a SIGKILL at any moment: a frame's chunks are encoded and
-fsynced to temporary files first; then, under the log's lock, the frame's
-"done" mark is withdrawn, the files are renamed into place and a "done" line
-carrying the detections and each chunk's size and crc32 is appended
-(:mod:`.store_chunks`). A frame counts as processed only while its last log
-line says so, so a half-written frame is simply pending again. A store is
-built in a temporary folder and renamed into place (:mod:`.store_create`).
-
-Why hand edits and runs coexist: marking a frame edited takes the same lock as
-writing one, so a writer either sees the mark and keeps the frame (returns
-False), or its done line lands before the mark and the edit stays marked.
-Runs claim the frames they compute (:meth:`ResultsStore.claim`), so two runs
-on one store share the work; a killed run's claims die with it.
+How it is kept safe: every change of a frame is one step under the frame
+log's lock, so a SIGKILL at any moment leaves the frame as it was or pending
+again, and hand edits are never overwritten by a run that did not see them
+(:mod:`.store_writer`). Runs claim the frames they compute
+(:meth:`ResultsStore.claim`), so two runs on one store share the work. A store
+is built in a temporary folder and renamed into place (:mod:`.store_create`).
 
 Why damage is found: reading a frame (:meth:`ResultsStore.read_frame`),
 :meth:`ResultsStore.pending` and :meth:`ResultsStore.verify` compare the chunk
-files with the checksums of their done line; a damaged frame is reported with
-its number and is pending again. Frames edited by hand and frames stored
-before checksums existed are trusted.
+files with the checksums of their done line (:mod:`.store_verify`); a damaged
+frame is reported with its number and is pending again. Frames edited by hand
+and frames stored before checksums existed are trusted.
 
 The arrays are plain ``zarr.Array`` objects (``store.labels``, ``store.persons``)
 that napari can show and paint as Labels layers directly; hand edits are
 recorded with :meth:`ResultsStore.mark_edited` (or painted inside
 :meth:`ResultsStore.editing`) and are never overwritten by a re-run unless asked.
+Head U, V are kept for head pixels only, and count only where the label is
+still a head patch (:mod:`.store_head_uv`). A run with other result-defining
+settings may not resume a store (:mod:`.store_metadata`).
 
 Requires zarr >= 3.1.3 (zarr v3 format).
 """
@@ -42,11 +41,7 @@ Requires zarr >= 3.1.3 (zarr v3 format).
 from __future__ import annotations
 
 import contextlib
-import errno
-import json
 import os
-import time
-import weakref
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -57,8 +52,7 @@ import zarr
 
 from .durable import atomic_write
 from .errors import DensePoseGazeError
-from .store_chunks import FrameChunks, checksum
-from .store_claims import WriterLease, claimable
+from .store_chunks import FrameChunks
 from .store_create import ARRAY_NAMES, ATTRS_KEY, PERSON_IDS_NAME, make_store_folder, open_store_group
 from .store_detections import (
     DETECTION_COLUMNS,
@@ -68,23 +62,18 @@ from .store_detections import (
     read_person_ids,
     typed_person_ids,
 )
-from .store_log import LOG_NAME, DoneFrame, FrameLog
+from .store_errors import open_error, write_error
+from .store_head_uv import HEAD_UV_NAMES, add_head_uv_arrays, head_uv_codes, head_uv_values
+from .store_log import LOG_NAME, FrameLog
+from .store_metadata import FORMAT_VERSION, RESULT_DEFINING_KEYS, check_same_results, json_metadata
 from .store_verify import FrameVerifier
+from .store_writer import FrameWriter
 
-__all__ = ["DETECTION_COLUMNS", "PERSON_ID_COLUMNS", "RESULT_DEFINING_KEYS", "ResultsStore"]
+__all__ = ["DETECTION_COLUMNS", "HEAD_UV_NAMES", "PERSON_ID_COLUMNS", "RESULT_DEFINING_KEYS", "ResultsStore"]
 
-#: Metadata keys whose values decide what the stored results are. Re-opening a
-#: store for writing with different values is refused: the frames would mix
-#: two models or thresholds.
-RESULT_DEFINING_KEYS = ("recording_id", "model", "checkpoint_sha256", "score_threshold", "input_size")
-
-# Stores with chunk checksums read the same as before: old versions can still
-# open them (they just do not check), so the format version stays 1.
-_FORMAT_VERSION = 1
 # Leftover temporary chunk files of a killed writer older than this are removed
 # when a store is opened for writing; younger ones may belong to a live writer.
 _STALE_PARTIAL_S = 600.0
-_NO_SPACE = (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC))
 
 
 class ResultsStore:
@@ -101,15 +90,17 @@ class ResultsStore:
         self._folder = folder
         self._group = group
         self._mode = mode
-        self._labels: zarr.Array = group["labels"]  # type: ignore[assignment]
-        self._persons: zarr.Array = group["persons"]  # type: ignore[assignment]
+        self._labels: zarr.Array = group["labels"]
+        self._persons: zarr.Array = group["persons"]
+        self._head_uv: tuple[zarr.Array, zarr.Array] | None = (
+            (group[HEAD_UV_NAMES[0]], group[HEAD_UV_NAMES[1]]) if all(n in group for n in HEAD_UV_NAMES) else None
+        )
         self._log_path = folder / LOG_NAME
-        # frames.log is read incrementally so a second process (napari beside a
-        # command-line run) sees new frames.
-        self._log = FrameLog(self._log_path)
-        self._chunks = {name: FrameChunks(folder, group[name]) for name in ARRAY_NAMES}  # type: ignore[arg-type]
+        self._log = FrameLog(self._log_path)  # read incrementally: napari sees a command-line run's new frames
+        names = ARRAY_NAMES + (HEAD_UV_NAMES if self._head_uv is not None else ())
+        self._chunks = {name: FrameChunks(folder, group[name]) for name in names}
         self._verifier = FrameVerifier(folder, self._log, self._chunks)
-        self._lease: WriterLease | None = None
+        self._writer = FrameWriter(folder, self._log, self._chunks, self._verifier)
 
     # ------------------------------------------------------------------ making
     @staticmethod
@@ -152,16 +143,12 @@ class ResultsStore:
                 f"Cannot create a results store in {folder} with {n_frames} frames of "
                 f"{height}x{width} pixels: all three must be positive."
             )
-        metadata = _json_roundtrip(metadata, folder)
-        attrs = {"format_version": _FORMAT_VERSION, "metadata": metadata}
-        if make_store_folder(folder, shape, attrs, exist_ok=exist_ok, overwrite=overwrite):
-            return cls.open(folder, mode="r+")
-        store = cls.open(folder, mode="r+")  # an existing store, to resume
-        store._check_compatible(shape, metadata)
-        store._group.attrs[ATTRS_KEY] = {
-            **store._group.attrs[ATTRS_KEY],  # type: ignore[dict-item]
-            "metadata": {**store.metadata, **metadata},
-        }
+        metadata = json_metadata(metadata, folder)
+        attrs = {"format_version": FORMAT_VERSION, "metadata": metadata}
+        made = make_store_folder(folder, shape, attrs, exist_ok=exist_ok, overwrite=overwrite)
+        store = cls.open(folder, mode="r+")
+        if not made:  # an existing store, to resume
+            store.check_compatible(shape, metadata)
         return store
 
     @classmethod
@@ -170,23 +157,45 @@ class ResultsStore:
         folder = Path(folder).expanduser()
         if mode not in ("r", "r+"):
             raise ValueError(f"mode must be 'r' or 'r+', not {mode!r}")
-        group = open_store_group(folder, mode, format_version=_FORMAT_VERSION)
+        group = open_store_group(folder, mode, format_version=FORMAT_VERSION)
         try:
             store = cls(folder, group, mode)
         except (OSError, KeyError, ValueError) as exc:
-            raise DensePoseGazeError(f"Cannot open the results store {folder}: {exc}") from exc
+            raise open_error(folder, exc) from exc
         if mode == "r+":
             store._check_writable()
-            store._remove_stale_partials()
+            for chunks in store._chunks.values():
+                chunks.remove_stale_partials(_STALE_PARTIAL_S)
+            if store._head_uv is None:
+                try:
+                    add_head_uv_arrays(folder, store._labels)
+                except OSError as exc:
+                    raise write_error(folder, "the head U, V arrays", exc) from exc
+                store = cls(folder, zarr.open_group(store=folder, mode=mode), mode)
         return store
+
+    def check_compatible(self, shape: tuple[int, int, int], metadata: Mapping[str, Any]) -> None:
+        """Refuse a run of ``shape`` (frames, height, width) with ``metadata`` that may not resume this store.
+
+        It may when the shape and the result-defining metadata
+        (:data:`RESULT_DEFINING_KEYS`) match; the other values (device, date,
+        ...) are then recorded as the latest run's, as :meth:`create` with
+        ``exist_ok=True`` does. Needs a store open for writing.
+        """
+        self._check_writable()
+        metadata = json_metadata(metadata, self._folder)
+        stored = self.metadata
+        check_same_results(self._folder, self.shape, stored, tuple(shape), metadata)
+        if {**stored, **metadata} != stored:
+            try:  # zarr replaces zarr.json by a rename: a kill leaves the old metadata or the new
+                attrs = dict(self._group.attrs[ATTRS_KEY])
+                self._group.attrs[ATTRS_KEY] = {**attrs, "metadata": {**stored, **metadata}}
+            except OSError as exc:
+                raise write_error(self._folder, "the run metadata", exc) from exc
 
     def close(self) -> None:
         """Give up this handle's claims and writer lease (reading still works)."""
-        if self._lease is not None:
-            with contextlib.suppress(DensePoseGazeError):
-                self.release()
-            self._lease.close()
-            self._lease = None
+        self._writer.close()
 
     def __enter__(self) -> ResultsStore:
         return self
@@ -218,9 +227,18 @@ class ResultsStore:
         return self._persons
 
     @property
+    def head_uv(self) -> tuple[zarr.Array, zarr.Array] | None:
+        """The ``(head_u, head_v)`` code arrays (:func:`.face_regions.decode_uv`), or None in a store without them.
+
+        Raw codes, valid only where ``labels`` is 23 or 24; :meth:`read_head_uv`
+        applies that rule and decodes.
+        """
+        return self._head_uv
+
+    @property
     def shape(self) -> tuple[int, int, int]:
         """``(n_frames, height, width)``."""
-        return tuple(self._labels.shape)  # type: ignore[return-value]
+        return tuple(self._labels.shape)
 
     @property
     def n_frames(self) -> int:
@@ -229,14 +247,28 @@ class ResultsStore:
     @property
     def metadata(self) -> dict[str, Any]:
         """Run metadata (model, checkpoint SHA-256, score threshold, device, ...)."""
-        return dict(self._group.attrs[ATTRS_KEY]["metadata"])  # type: ignore[index,arg-type]
+        return dict(self._group.attrs[ATTRS_KEY]["metadata"])
 
     def read_frame(self, frame: int) -> tuple[np.ndarray, np.ndarray]:
         """``(labels, persons)`` of one frame, each (height, width) uint8, checked against its checksums.
 
         A damaged frame raises a :class:`DensePoseGazeError` naming the frame.
         """
-        return self._verifier.read_frame(self._frame_index(frame))
+        found = self._verifier.read_arrays(self._frame_index(frame), ARRAY_NAMES)
+        return found["labels"], found["persons"]
+
+    def read_head_uv(self, frame: int) -> tuple[np.ndarray, np.ndarray]:
+        """``(u23, v)`` of one frame's head pixels, float32, NaN where there is none; checked like :meth:`read_frame`.
+
+        ``u23`` is chart-23 U (:mod:`.face_regions`). Pixels not labelled 23 or
+        24 now (painted off the head, or never on it) have none; so has every
+        pixel of a store without U, V.
+        """
+        i = self._frame_index(frame)
+        if self._head_uv is None:
+            empty = np.full(self.shape[1:], np.nan, dtype=np.float32)
+            return empty, empty.copy()
+        return head_uv_values(self._verifier.read_arrays(i, ("labels", *HEAD_UV_NAMES)))
 
     def processed_frames(self) -> np.ndarray:
         """Sorted indices of frames whose results are completely written (damaged or not: see :meth:`verify`)."""
@@ -265,25 +297,7 @@ class ResultsStore:
         their checksums). Frames edited by hand are left alone unless
         ``overwrite_edited`` (then they are redone even if processed).
         """
-        return self._pending(frames, overwrite_edited)[0]
-
-    def _pending(self, frames: Iterable[int], overwrite_edited: bool) -> tuple[list[int], dict[int, DoneFrame]]:
-        """:meth:`pending`, and the done records the damaged ones among them were checked against."""
-        with self._log.current() as log:
-            candidates: list[int] = []  # in the given order, without repeats
-            done: list[tuple[int, DoneFrame]] = []  # of those, processed: done unless damaged
-            for i in dict.fromkeys(self._frame_index(frame) for frame in frames):
-                if i in log.edited:
-                    if overwrite_edited:
-                        candidates.append(i)
-                    continue
-                candidates.append(i)
-                if i in log.done:
-                    done.append((i, log.done[i]))
-        damaged = self._verifier.damage(done, use_cache=True)
-        intact = {i for i, _ in done if i not in damaged}
-        records = dict(done)
-        return [i for i in candidates if i not in intact], {i: records[i] for i in damaged}
+        return self._verifier.pending([self._frame_index(f) for f in frames], overwrite_edited)[0]
 
     def verify(self, frames: Iterable[int] | None = None) -> list[tuple[int, str]]:
         """Every damaged processed frame (of ``frames``, default all) with what is wrong, sorted by frame.
@@ -335,13 +349,16 @@ class ResultsStore:
         detections: pd.DataFrame | Sequence[Mapping[str, Any]] | None,
         *,
         overwrite_edited: bool = False,
+        head_uv: tuple[np.ndarray, np.ndarray] | None = None,
     ) -> bool:
         """Store one frame's results and mark it processed, safe against a kill at any point.
 
         ``detections`` has one row (or mapping) per detection with ``person``
         (optional: 1..n in order), ``x1 [px]``, ``y1 [px]``, ``x2 [px]``,
         ``y2 [px]`` (or ``x1``... without unit) and ``score``.
-        Returns True when stored; False when the frame is edited by hand (even
+        ``head_uv`` is ``(u23, v)`` (:func:`.face_regions.head_uv_map`), floats
+        in [0, 1] or NaN, kept where ``labels`` is 23 or 24; without it the
+        frame's head pixels have no U, V. Returns True when stored; False when the frame is edited by hand (even
         if the edit lands while this call runs) and is kept, unless ``overwrite_edited``.
         A full disk raises a :class:`DensePoseGazeError`; the frame stays pending
         and every frame stored before stays processed.
@@ -351,50 +368,15 @@ class ResultsStore:
         height, width = self.shape[1:]
         maps = {"labels": _as_uint8_map(labels, (height, width), "labels"),
                 "persons": _as_uint8_map(persons, (height, width), "persons")}
+        if self._head_uv is not None:
+            maps.update(head_uv_codes(maps["labels"], head_uv, (height, width)))
         records = detection_records(detections)
-        staged: dict[str, Path | None] = {}
-        try:
-            # Compressing and writing the chunks is the slow part (tens of ms at
-            # Neon size): done before taking the lock so several threads and
-            # processes write frames at once; only putting them in place is serialised.
-            sums = {}
-            for name, chunks in self._chunks.items():
-                data = chunks.encode(maps[name])
-                sums[name] = checksum(data)
-                staged[name] = chunks.stage(i, data)
-            with self._log.locked() as log:
-                if i in log.edited and not overwrite_edited:
-                    return False
-                # Withdraw the mark first, so a kill while the chunks change
-                # leaves the frame pending rather than "done" with mixed data.
-                if i in log.done or i in log.edited:
-                    log.append(FrameLog.frame_record(i, "reset"))
-                for name, chunks in self._chunks.items():
-                    chunks.install(i, staged[name])
-                    staged[name] = None
-                    self._verifier.note_intact(i, name, sums[name])
-                log.append(FrameLog.done_record(i, records, sums))
-            return True
-        except OSError as exc:
-            raise self._write_error(f"frame {i}", exc) from exc
-        finally:
-            for path in staged.values():
-                if path is not None:
-                    path.unlink(missing_ok=True)
+        return self._writer.write(i, maps, records, overwrite_edited=overwrite_edited)
 
     def mark_edited(self, frame: int) -> None:
         """Record that a person changed this frame by hand (cheap if already marked)."""
         self._check_writable()
-        i = self._frame_index(frame)
-        with self._log.current() as log:
-            if i in log.edited:
-                return
-        try:
-            with self._log.locked() as log:
-                if i not in log.edited:
-                    log.append(FrameLog.frame_record(i, "edited"))
-        except OSError as exc:
-            raise self._write_error(f"the edit mark of frame {i}", exc) from exc
+        self._writer.mark_edited(self._frame_index(frame))
 
     @contextlib.contextmanager
     def editing(self, frame: int) -> Iterator[None]:
@@ -405,26 +387,13 @@ class ResultsStore:
         between its check and its write meanwhile.
         """
         self._check_writable()
-        i = self._frame_index(frame)
-        try:
-            with self._log.locked() as log:
-                if i not in log.edited:
-                    log.append(FrameLog.frame_record(i, "edited"))
-                yield
-        except OSError as exc:
-            raise self._write_error(f"the hand edit of frame {i}", exc) from exc
+        with self._writer.editing(self._frame_index(frame)):
+            yield
 
     def clear_frame(self, frame: int) -> None:
         """Forget a frame: not processed, not edited, labels and persons zero."""
         self._check_writable()
-        i = self._frame_index(frame)
-        try:
-            with self._log.locked() as log:
-                log.append(FrameLog.frame_record(i, "reset"))
-                for chunks in self._chunks.values():
-                    chunks.install(i, None)  # no chunk file reads as the fill value, 0
-        except OSError as exc:
-            raise self._write_error(f"the reset of frame {i}", exc) from exc
+        self._writer.clear(self._frame_index(frame))
 
     # ----------------------------------------------------------------- claims
     def claim(self, frames: Iterable[int], *, overwrite_edited: bool = False) -> list[int]:
@@ -436,36 +405,13 @@ class ResultsStore:
         kill included), so nothing waits on a dead run.
         """
         self._check_writable()
-        wanted, damaged = self._pending(frames, overwrite_edited)
-        try:
-            with self._log.locked() as log:
-                lease = self._writer_lease()
-                mine = claimable(log, self._folder, lease, wanted, damaged, overwrite_edited=overwrite_edited)
-                if mine:
-                    log.append(FrameLog.claim_record(mine, lease.name))
-        except OSError as exc:
-            raise self._write_error("the claim of frames", exc) from exc
-        return mine
+        indices = [self._frame_index(f) for f in frames]
+        wanted, damaged = self._verifier.pending(indices, overwrite_edited)
+        return self._writer.claim(wanted, damaged, overwrite_edited=overwrite_edited)
 
     def release(self, frames: Iterable[int] | None = None) -> None:
         """Give up this handle's claims on ``frames`` (default: all), e.g. when a run is cancelled."""
-        if self._lease is None:
-            return
-        wanted = None if frames is None else {int(f) for f in frames}
-        try:
-            with self._log.locked() as log:
-                mine = [i for i, holder in log.claims.items()
-                        if holder == self._lease.name and (wanted is None or i in wanted)]
-                if mine:
-                    log.append(FrameLog.claim_record(sorted(mine), self._lease.name, release=True))
-        except OSError as exc:
-            raise self._write_error("the release of claimed frames", exc) from exc
-
-    def _writer_lease(self) -> WriterLease:
-        if self._lease is None:
-            self._lease = WriterLease(self._folder)
-            weakref.finalize(self, self._lease.close)
-        return self._lease
+        self._writer.release(frames)
 
     # --------------------------------------------------------------- internals
     def _frame_index(self, frame: int) -> int:
@@ -476,17 +422,6 @@ class ResultsStore:
                 f"holds frames 0..{self.n_frames - 1}. Check the frame selection."
             )
         return i
-
-    def _write_error(self, what: str, exc: OSError) -> DensePoseGazeError:
-        if exc.errno in _NO_SPACE:
-            return DensePoseGazeError(
-                f"The disk holding the results store {self._folder} is full: {what} was not stored. "
-                "Every frame stored before is kept; free disk space and run again to resume."
-            )
-        return DensePoseGazeError(
-            f"Cannot store {what} in the results store {self._folder}: {exc}. Check the folder's "
-            "permissions and free space, then run again to resume."
-        )
 
     def _check_writable(self) -> None:
         if self._mode != "r+":
@@ -500,56 +435,12 @@ class ResultsStore:
                 "choose a folder you can write to or fix the permissions."
             )
 
-    def _check_compatible(self, shape: tuple[int, int, int], metadata: Mapping[str, Any]) -> None:
-        if self.shape != shape:
-            raise DensePoseGazeError(
-                f"The results store {self._folder} holds {self.shape[0]} frames of "
-                f"{self.shape[1]}x{self.shape[2]} px, but the recording has {shape[0]} "
-                f"frames of {shape[1]}x{shape[2]} px. Choose another folder for this "
-                "recording, or pass overwrite=True to delete the store and start over."
-            )
-        stored = self.metadata
-        differing = [
-            f"{key}: stored {stored.get(key)!r}, now {metadata.get(key)!r}"
-            for key in RESULT_DEFINING_KEYS
-            if (key in stored or key in metadata) and stored.get(key) != metadata.get(key)
-        ]
-        if differing:
-            raise DensePoseGazeError(
-                f"The results store {self._folder} was made with different settings "
-                f"({'; '.join(differing)}). Choose another folder to keep both results, "
-                "or pass overwrite=True to delete the stored results (hand edits "
-                "included) and start over."
-            )
-
-    def _remove_stale_partials(self) -> None:
-        """Delete temporary chunk files that a killed writer left behind."""
-        now = time.time()
-        for name in ARRAY_NAMES:
-            for path in (self._folder / name).rglob("*.partial"):
-                try:
-                    if now - path.stat().st_mtime > _STALE_PARTIAL_S:
-                        path.unlink()
-                except OSError:
-                    pass  # gone already, or not ours to delete
-
     def __repr__(self) -> str:
         n, h, w = self.shape
         return (
             f"ResultsStore({str(self._folder)!r}, mode={self._mode!r}, frames={n}, "
             f"size={h}x{w}, processed={len(self._log.done)}, edited={len(self._log.edited)})"
         )
-
-
-# ---------------------------------------------------------------------- helpers
-def _json_roundtrip(metadata: Mapping[str, Any], folder: Path) -> dict[str, Any]:
-    try:
-        return json.loads(json.dumps(dict(metadata)))
-    except (TypeError, ValueError) as exc:
-        raise DensePoseGazeError(
-            f"The metadata for the results store {folder} cannot be saved as JSON "
-            f"({exc}): pass plain strings, numbers, lists and dicts."
-        ) from exc
 
 
 def _as_uint8_map(values: np.ndarray, shape: tuple[int, int], name: str) -> np.ndarray:

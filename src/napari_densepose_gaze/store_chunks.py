@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 import uuid
 import zlib
 from pathlib import Path
@@ -104,6 +105,16 @@ class FrameChunks:
             tmp.unlink(missing_ok=True)
             raise
         return tmp
+
+    def remove_stale_partials(self, older_than_s: float) -> None:
+        """Delete the temporary chunk files older than ``older_than_s`` (a killed writer's: a live one's are young)."""
+        now = time.time()
+        for path in self._root.rglob("*.partial"):
+            try:
+                if now - path.stat().st_mtime > older_than_s:
+                    path.unlink()
+            except OSError:
+                pass  # gone already, or not ours to delete
 
     def install(self, frame: int, staged: Path | None) -> None:
         """Make ``staged`` the frame's chunk file (None: remove the file), durably."""

@@ -16,30 +16,24 @@ claims then only keep the runs of one process apart.
 from __future__ import annotations
 
 import os
-import re
-import socket
-import uuid
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from .store_log import DoneFrame, FrameLog
+from .store_log import WRITERS_FOLDER, DoneFrame, FrameLog, writer_name
 
 try:
     import fcntl
 except ImportError:  # Windows
-    fcntl = None  # type: ignore[assignment]
+    fcntl = None
 
 __all__ = ["WRITERS_FOLDER", "WriterLease", "claimable", "lease_is_alive"]
-
-WRITERS_FOLDER = "writers"
 
 
 class WriterLease:
     """This handle's identity as a writer of the store in ``folder``; :meth:`close` ends it."""
 
     def __init__(self, folder: Path) -> None:
-        host = re.sub(r"[^A-Za-z0-9.-]", "_", socket.gethostname())[:60] or "host"
-        self.name = f"{host}-{os.getpid()}-{uuid.uuid4().hex[:12]}"
+        self.name = writer_name()
         self._folder = folder
         self._path = folder / WRITERS_FOLDER / f"{self.name}.lock"
         self._path.parent.mkdir(exist_ok=True)

@@ -1,14 +1,17 @@
 """Putting a results store folder in place atomically, and recognising one that is not complete.
 
-A store is built in a hidden sibling folder (``.<name>.creating-<random>``),
-fsynced, and renamed onto the target, so the target is at every moment either
+A store is built in a hidden sibling folder (``.<name>.creating-<random>``, or
+``.<hash of name>.creating-<random>`` where the name would be too long for a
+file name), fsynced, and renamed onto the target, so the target is at every moment either
 absent (or empty), or a complete store. Replacing a store (``overwrite``), or
 finishing one whose making was cut short, swaps its parts under a marker file
 that is put there first and taken away only after the new ``zarr.json`` (with
 the store attributes, which make a folder a store) is in place: a folder with
 that marker and no store attributes is an *incomplete* store, which the next
 creation replaces instead of refusing. So are the half-made folders of versions
-that created stores in place (a zarr group and store parts only).
+that created stores in place (a zarr group and store parts only). A new store
+has every part from the start (the head U, V arrays included), so nothing is
+added or removed once it is in place, where other processes may already use it.
 
 Creators of stores in one parent folder serialise on an ``flock`` of that
 folder, so two processes making the same store at once end up with one store,
@@ -18,6 +21,8 @@ which the second opens.
 from __future__ import annotations
 
 import contextlib
+import errno
+import hashlib
 import json
 import os
 import shutil
@@ -33,26 +38,33 @@ from zarr.codecs import BloscCodec
 from .durable import fsync_dir
 from .errors import DensePoseGazeError
 from .store_claims import WRITERS_FOLDER
+from .store_errors import open_error
+from .store_head_uv import HEAD_UV_NAMES, create_head_uv_array
 from .store_log import LOG_NAME
 
 try:
     import fcntl
 except ImportError:  # Windows
-    fcntl = None  # type: ignore[assignment]
+    fcntl = None
 
 __all__ = ["ATTRS_KEY", "STORE_PARTS", "is_incomplete", "is_store", "make_store_folder", "open_store_group"]
 
 ATTRS_KEY = "napari_densepose_gaze"
 PERSON_IDS_NAME = "person_ids.csv"
+#: The arrays every store has (older stores lack the head U, V arrays, :mod:`.store_head_uv`).
 ARRAY_NAMES = ("labels", "persons")
+_ALL_ARRAYS = (*ARRAY_NAMES, *HEAD_UV_NAMES)
 # Present while a store's parts are being replaced; a name nobody else uses, so
 # its presence alone says "an incomplete store", whatever else the folder holds.
 _REPLACING_NAME = ".densepose-store-incomplete"
 #: Everything a store consists of: replacing a store replaces exactly these, never a whole folder.
-STORE_PARTS = ("zarr.json", *ARRAY_NAMES, LOG_NAME, PERSON_IDS_NAME, WRITERS_FOLDER, _REPLACING_NAME)
+STORE_PARTS = ("zarr.json", *_ALL_ARRAYS, LOG_NAME, PERSON_IDS_NAME, WRITERS_FOLDER, _REPLACING_NAME)
 # Without a lock on the parent folder a creator's temporary folder is only
 # taken for abandoned once it is this old (building one takes milliseconds).
 _ABANDONED_BUILD_S = 600.0
+# The longest file name most file systems take (bytes), and the random part of a temporary folder's name.
+_NAME_MAX = 255
+_RANDOM_HEX = 12
 
 
 def make_store_folder(
@@ -79,6 +91,11 @@ def make_store_folder(
                 raise _already_a_store(folder)
             return False
     except OSError as exc:
+        if exc.errno == errno.ENAMETOOLONG:
+            raise DensePoseGazeError(
+                f"Cannot create a results store in {folder}: its name is {len(os.fsencode(folder.name))} bytes, "
+                f"more than the file system allows ({_NAME_MAX}). Choose a folder with a shorter name."
+            ) from exc
         raise DensePoseGazeError(
             f"Cannot create a results store in {folder}: {exc}. Choose a folder "
             "you can write to, with free space."
@@ -92,6 +109,12 @@ def open_store_group(folder: Path, mode: str, *, format_version: int) -> zarr.Gr
             f"No results store at {folder}: the folder does not exist. Check the "
             "path, or run DensePose on the recording first."
         )
+    try:  # an unreadable store is no "not a store": say so, with what to do
+        (folder / "zarr.json").open("rb").close()
+    except PermissionError as exc:
+        raise open_error(folder, exc) from exc
+    except OSError:
+        pass  # absent or odd: is_store tells what the folder is
     if not is_store(folder):
         hint = (" Its making was cut short: run DensePose again to make it anew."
                 if is_incomplete(folder) else " Choose the folder the results were written to.")
@@ -102,7 +125,7 @@ def open_store_group(folder: Path, mode: str, *, format_version: int) -> zarr.Gr
     try:
         group = zarr.open_group(store=folder, mode=mode)
         info = group.attrs[ATTRS_KEY]
-        if int(info["format_version"]) > format_version:  # type: ignore[index,arg-type]
+        if int(info["format_version"]) > format_version:
             raise DensePoseGazeError(
                 f"The results store {folder} was written by a newer version of "
                 "napari-densepose-gaze: update the package to read it."
@@ -115,7 +138,7 @@ def open_store_group(folder: Path, mode: str, *, format_version: int) -> zarr.Gr
                 "or choose another folder."
             )
     except (OSError, KeyError, ValueError) as exc:
-        raise DensePoseGazeError(f"Cannot open the results store {folder}: {exc}") from exc
+        raise open_error(folder, exc) from exc
     return group
 
 
@@ -186,6 +209,8 @@ def build_store(folder: Path, shape: tuple[int, int, int], attrs: dict[str, Any]
             fill_value=0,
             dimension_names=("frame", "y", "x"),
         )
+    for name in HEAD_UV_NAMES:
+        create_head_uv_array(group, name, group["labels"])
     (folder / LOG_NAME).touch()
     group.attrs[ATTRS_KEY] = attrs
 
@@ -198,7 +223,7 @@ def build_and_install(folder: Path, build: Callable[[Path], None], *, replace: b
     store took the place first. ``locked``: whether the caller holds :func:`creating_in`.
     """
     parent = folder.parent
-    tmp = parent / f".{folder.name}.creating-{uuid.uuid4().hex[:12]}"
+    tmp = parent / f"{_build_prefix(folder)}{uuid.uuid4().hex[:_RANDOM_HEX]}"
     try:
         tmp.mkdir()
         build(tmp)
@@ -227,14 +252,22 @@ def _replace_parts(tmp: Path, folder: Path) -> None:
     (folder / "zarr.json").unlink(missing_ok=True)
     (folder / PERSON_IDS_NAME).unlink(missing_ok=True)
     (folder / LOG_NAME).unlink(missing_ok=True)
-    for name in (*ARRAY_NAMES, WRITERS_FOLDER):
+    for name in (*_ALL_ARRAYS, WRITERS_FOLDER):
         shutil.rmtree(folder / name, ignore_errors=True)
-    for name in (*ARRAY_NAMES, LOG_NAME):
+    for name in (*_ALL_ARRAYS, LOG_NAME):
         os.rename(tmp / name, folder / name)
     os.replace(tmp / "zarr.json", folder / "zarr.json")
     fsync_dir(folder)
     marker.unlink()
     fsync_dir(folder)
+
+
+def _build_prefix(folder: Path) -> str:
+    """The start of the names of ``folder``'s temporary build folders, short enough for any store name."""
+    prefix = f".{folder.name}.creating-"
+    if len(os.fsencode(prefix)) + _RANDOM_HEX > _NAME_MAX:
+        prefix = f".{hashlib.sha256(os.fsencode(folder.name)).hexdigest()[:32]}.creating-"
+    return prefix
 
 
 def _fsync_tree(root: Path) -> None:
@@ -254,7 +287,7 @@ def remove_abandoned_builds(folder: Path, *, all_of_them: bool) -> None:
     left is a killed one's; without the lock only old ones are surely abandoned.
     """
     now = time.time()
-    prefix = f".{folder.name}.creating-"
+    prefix = _build_prefix(folder)
     for path in (p for p in folder.parent.iterdir() if p.name.startswith(prefix)):
         try:
             if all_of_them or now - path.stat().st_mtime > _ABANDONED_BUILD_S:

@@ -1,6 +1,6 @@
 """The frame log of a results store: what happened to each frame, one checksummed line per event.
 
-``frames.log`` is append-only. Each line is ``<crc32 of payload, 8 hex digits> <JSON payload>``;
+The log is append-only. Each line is ``<crc32 of payload, 8 hex digits> <JSON payload>``;
 the events are::
 
     {"frame": i, "event": "done", "detections": [[person, x1, y1, x2, y2, score], ...],
@@ -10,18 +10,31 @@ the events are::
     {"frames": [i, ...], "event": "claimed", "by": writer}          # a run is computing them
     {"frames": [i, ...], "event": "released", "by": writer}         # ... no longer
 
+and each line written by this version also carries ``"seq"``, its place in the
+order of events (lines without one, from older versions, take the place of the
+line before them in their file).
+
 A frame is processed while its last done line has not been undone by a reset;
 ``chunks`` records the size and checksum of each chunk file the done line vouches
 for (null: no file, the frame is all background). A done line never clears an
 edit mark: a writer that overwrites an edit logs a reset first, so an edit that
 lands after the writer looked is kept whatever order the lines are replayed in.
 
+Where the lines live: ``frames.log``, or, once a store is shared between hosts
+(:func:`share_between_hosts`, done by cluster runs), one segment per writing
+handle, ``writers/<writer>.log``. Appends to one file from several hosts are
+not atomic on network file systems (NFS), so there every file has a single
+writer and the reader merges them all, ordered by ``(seq, file, position)``.
+A writer numbers its lines one above the highest number it has seen, under the
+lock, so the merged order is the order in which writers held the lock; should
+the lock not reach across hosts, the order is still the same for every reader.
+
 Why a kill can never corrupt it: a line is appended with one ``write`` and
 fsynced; a line cut short has no newline (not read until one follows) or a
 wrong checksum (ignored), and the next append starts on a fresh line. Readers
 in other processes pick up new lines incrementally (:meth:`FrameLog.sync`).
-Writers serialise through :meth:`FrameLog.locked`, an exclusive lock on the
-log file shared by the threads of this handle, other handles and other
+Writers serialise through :meth:`FrameLog.locked`, an exclusive lock on
+``frames.log`` shared by the threads of this handle, other handles and other
 processes (``flock``; where it is missing, as on Windows, only within a handle).
 """
 
@@ -30,21 +43,60 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
+import socket
 import threading
+import uuid
 import zlib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .durable import fsync_dir
+
 try:
     import fcntl
 except ImportError:  # Windows
-    fcntl = None  # type: ignore[assignment]
+    fcntl = None
 
-__all__ = ["DoneFrame", "FrameLog", "LOG_NAME", "format_line", "parse_line"]
+__all__ = [
+    "DoneFrame", "FrameLog", "LOG_NAME", "SEGMENT_SUFFIX", "SHARED_MARKER", "WRITERS_FOLDER",
+    "format_line", "parse_line", "share_between_hosts", "writer_name",
+]
 
 LOG_NAME = "frames.log"
+#: The folder of a store that holds one lease (``.lock``) and, once shared, one log segment per writer.
+WRITERS_FOLDER = "writers"
+SEGMENT_SUFFIX = ".log"
+#: Its presence in the writers folder makes every writer append to a segment of its own.
+SHARED_MARKER = "shared-between-hosts"
+# A reader that is not holding the lock reads the files one after the other; it
+# reads again until no file grew meanwhile, so what it saw is a prefix of the order.
+_MAX_READ_PASSES = 8
+# A sort key of a line: (seq, file, offset); files sort by name, frames.log first.
+_Key = tuple[int, str, int]
+
+
+def writer_name() -> str:
+    """A name no other writer has, carrying host and pid to help a person reading the store."""
+    host = re.sub(r"[^A-Za-z0-9.-]", "_", socket.gethostname())[:60] or "host"
+    return f"{host}-{os.getpid()}-{uuid.uuid4().hex[:12]}"
+
+
+def share_between_hosts(store_folder: str | os.PathLike[str]) -> None:
+    """From now on, let every writer of the store in ``store_folder`` append to a log segment of its own.
+
+    Idempotent. Versions from before segments do not read them: open such a
+    store with this version or later.
+    """
+    folder = Path(store_folder) / WRITERS_FOLDER
+    folder.mkdir(exist_ok=True)
+    marker = folder / SHARED_MARKER
+    if not marker.exists():
+        marker.touch()
+        fsync_dir(folder)
+
 
 @dataclass(frozen=True)
 class DoneFrame:
@@ -55,8 +107,15 @@ class DoneFrame:
     chunks: Mapping[str, tuple[int, int] | None] | None
 
 
+@dataclass
+class _FileState:
+    offset: int = 0  # bytes replayed so far (always at a line end)
+    seen: int = 0  # the file's size when last read
+    seq: int = 0  # the seq of its last line, inherited by a following line without one
+
+
 class FrameLog:
-    """The replayed state of ``frames.log`` plus appending to it; one per store handle.
+    """The replayed state of a store's frame log plus appending to it; one per store handle.
 
     The state (:attr:`done`, :attr:`edited`, :attr:`claims`) is only current
     after :meth:`sync`, which :meth:`locked` does on entry; read it under
@@ -65,38 +124,98 @@ class FrameLog:
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self._path = Path(path)
+        self._segments = self._path.parent / WRITERS_FOLDER
         self._mutex = threading.RLock()  # the threads of this handle
         self._lock_fd: int | None = None
         self._lock_depth = 0
-        self._offset = 0  # bytes of the file replayed so far (always at a line end)
+        self._segment: Path | None = None  # this handle's own segment, made at its first append there
+        self._reset_state()
+        self.sync()
+
+    def _reset_state(self) -> None:
+        self._files: dict[str, _FileState] = {}
+        self._last_key: _Key | None = None  # of the last line applied
+        self._max_seq = 0  # the highest seq read, applied or not
         self.done: dict[int, DoneFrame] = {}
         self.edited: set[int] = set()
         self.claims: dict[int, str] = {}  # frame -> writer that claimed it
-        self.sync()
 
     @property
     def path(self) -> Path:
         return self._path
 
+    @property
+    def shared(self) -> bool:
+        """Whether writers append to segments of their own (:func:`share_between_hosts`)."""
+        return (self._segments / SHARED_MARKER).exists()
+
     # ------------------------------------------------------------------ reading
     def sync(self) -> None:
         """Apply the lines appended since the last sync, by this handle or any other process."""
         with self._mutex:
-            try:
-                size = self._path.stat().st_size
-            except FileNotFoundError:
+            lines = self._read_new()
+            if not lines:
                 return
-            if size <= self._offset:
-                return
-            with self._path.open("rb") as f:
-                f.seek(self._offset)
-                chunk = f.read(size - self._offset)
-            end = chunk.rfind(b"\n") + 1  # an unterminated tail is not complete yet
-            for raw in chunk[:end].splitlines():
-                record = parse_line(raw)
-                if record is not None:
-                    self._apply(record)
-            self._offset += end
+            lines.sort(key=lambda line: line[0])
+            if self._last_key is not None and lines[0][0] < self._last_key:
+                # Lines that belong before ones already applied: only when the
+                # lock did not order the writers. Replay all, in the one order.
+                self._reset_state()
+                lines = sorted(self._read_new(), key=lambda line: line[0])
+            for _key, record in lines:
+                self._apply(record)
+            self._last_key = lines[-1][0] if lines else self._last_key
+
+    def _read_new(self) -> list[tuple[_Key, dict[str, Any]]]:
+        lines: list[tuple[_Key, dict[str, Any]]] = []
+        for _ in range(_MAX_READ_PASSES):
+            sizes = self._sizes()
+            if any(size < self._files[name].offset for name, size in sizes.items() if name in self._files):
+                self._reset_state()  # a file was replaced (a store made anew in its place): start over
+                return self._read_new()
+            grown = [(name, size) for name, size in sizes.items()
+                     if size != self._files.setdefault(name, _FileState()).seen]
+            if not grown:
+                break
+            for name, size in grown:
+                lines.extend(self._read_file(name, size))
+        return lines
+
+    def _sizes(self) -> dict[str, int]:
+        """The size of every file of the log, by name relative to the store (frames.log first)."""
+        sizes = {}
+        with contextlib.suppress(FileNotFoundError):
+            sizes[LOG_NAME] = self._path.stat().st_size
+        with contextlib.suppress(FileNotFoundError, NotADirectoryError):
+            with os.scandir(self._segments) as entries:
+                for entry in entries:
+                    if entry.name.endswith(SEGMENT_SUFFIX):
+                        with contextlib.suppress(FileNotFoundError):
+                            sizes[f"{WRITERS_FOLDER}/{entry.name}"] = entry.stat().st_size
+        return sizes
+
+    def _read_file(self, name: str, size: int) -> list[tuple[_Key, dict[str, Any]]]:
+        state = self._files[name]
+        path = self._path if name == LOG_NAME else self._path.parent / name
+        try:
+            with path.open("rb") as f:
+                f.seek(state.offset)
+                chunk = f.read(max(0, size - state.offset))
+        except FileNotFoundError:
+            return []
+        state.seen = state.offset + len(chunk)
+        end = chunk.rfind(b"\n") + 1  # an unterminated tail is not complete yet
+        lines = []
+        position = state.offset
+        for raw in chunk[:end].split(b"\n")[:-1]:
+            record = parse_line(raw)
+            if record is not None:
+                state.seq = record.pop("seq", state.seq)
+                self._max_seq = max(self._max_seq, state.seq)
+                lines.append(((state.seq, name, position), record))
+            position += len(raw) + 1
+        state.offset += end
+        return lines
 
     def _apply(self, record: dict[str, Any]) -> None:
         event = record["event"]
@@ -150,16 +269,19 @@ class FrameLog:
                 self._lock_depth -= 1
                 if self._lock_depth == 0:
                     fd, self._lock_fd = self._lock_fd, None
-                    os.close(fd)  # type: ignore[arg-type]  # closing releases the flock
+                    os.close(fd)  # closing releases the flock
 
     def append(self, *records: Mapping[str, Any]) -> None:
         """Append the records as checksummed lines in one write, fsync, and apply them.
 
-        Call it inside :meth:`locked` whenever another writer might append too.
+        Call it inside :meth:`locked` whenever another writer might append too:
+        only there is the highest number seen the highest of all.
         """
-        data = b"".join(format_line(record) for record in records)
         with self._mutex:
-            fd = os.open(self._path, os.O_RDWR | os.O_APPEND)
+            seq = self._max_seq + 1
+            data = b"".join(format_line({**record, "seq": seq}) for record in records)
+            target = self._own_segment() if self.shared else self._path
+            fd = os.open(target, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
             try:
                 size = os.fstat(fd).st_size
                 # A line cut short by a kill has no newline; start on a fresh line
@@ -168,11 +290,18 @@ class FrameLog:
                     data = b"\n" + data
                 written = os.write(fd, data)  # one write: a kill leaves all or a prefix of it
                 if written != len(data):
-                    raise OSError(f"short write to {self._path} ({written} of {len(data)} bytes)")
+                    raise OSError(f"short write to {target} ({written} of {len(data)} bytes)")
                 os.fsync(fd)
             finally:
                 os.close(fd)
             self.sync()
+
+    def _own_segment(self) -> Path:
+        if self._segment is None:
+            self._segment = self._segments / f"{writer_name()}{SEGMENT_SUFFIX}"
+            os.close(os.open(self._segment, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
+            fsync_dir(self._segments)  # the segment's name must outlive a crash as its lines do
+        return self._segment
 
     # ------------------------------------------------------------------ records
     @staticmethod
@@ -213,6 +342,9 @@ def parse_line(raw: bytes) -> dict[str, Any] | None:
     except ValueError:
         return None
     if not isinstance(record, dict):
+        return None
+    seq = record.get("seq", 0)
+    if not isinstance(seq, int) or isinstance(seq, bool) or seq < 0:
         return None
     event = record.get("event")
     if event in ("claimed", "released"):

@@ -1,4 +1,6 @@
-"""Finding a results store's damage: chunk files that are not what their frame's done line vouches for.
+"""Finding a results store's damage, and so which frames still need a run.
+
+Damage: chunk files that are not what their frame's done line vouches for.
 
 Each done line records the size and crc32 of the frame's chunk files
 (:mod:`.store_chunks`). A deleted, truncated, bit-flipped or swapped file no
@@ -10,6 +12,9 @@ they are only required to decode.
 Reading every chunk file of a long recording takes a while, so a file found
 intact is remembered with its ``stat`` key (inode, size, times): as long as
 none of those change it is not read again by :meth:`FrameVerifier.damage`.
+
+A frame still needs a run (:meth:`FrameVerifier.pending`) unless it is
+processed and intact, or edited by hand (kept unless a run is told to redo edits).
 """
 
 from __future__ import annotations
@@ -49,19 +54,19 @@ class FrameVerifier:
         """Remember a chunk file this handle has just written."""
         self._intact[(frame, name)] = (self._chunks[name].stat_key(frame), checksum)
 
-    def read_frame(self, frame: int) -> tuple[np.ndarray, np.ndarray]:
-        """``(labels, persons)`` of a frame, checked; a damaged one raises naming the frame."""
+    def read_arrays(self, frame: int, names: Sequence[str]) -> dict[str, np.ndarray]:
+        """Arrays ``names`` of a frame, checked against its done line; a damaged one raises naming the frame."""
         for attempt in range(2):
             with self._log.current() as log:
                 record = log.done.get(frame)
                 trusted = record is None or record.chunks is None or frame in log.edited
-            found = {name: chunks.read(frame) for name, chunks in self._chunks.items()}
+            found = {name: self._chunks[name].read(frame) for name in names}
             problems = [] if trusted else [
                 p for name, data in found.items()
-                if (p := self._chunks[name].problem(frame, record.chunks.get(name), data))  # type: ignore[union-attr]
+                if (p := self._chunks[name].problem(frame, record.chunks.get(name), data))
             ]
             if not problems:
-                return tuple(self._decode(frame, name, data) for name, data in found.items())  # type: ignore[return-value]
+                return {name: self._decode(frame, name, data) for name, data in found.items()}
             with self._log.current() as log:
                 if attempt == 0 and log.done.get(frame) is not record:
                     continue  # a writer replaced the frame while we read it
@@ -73,6 +78,31 @@ class FrameVerifier:
             return self._chunks[name].decode(data)
         except Exception as exc:  # whatever the codec raises (blosc, shape) means a damaged file
             raise damaged_frame_error(self._folder, frame, _undecodable(name, exc)) from exc
+
+    def pending(self, frames: Iterable[int], overwrite_edited: bool) -> tuple[list[int], dict[int, DoneFrame]]:
+        """The frame indices of ``frames`` still to run, in order without repeats, and some done records.
+
+        The records are those of the frames pending although processed (damaged, or edited and redone).
+        """
+        with self._log.current() as log:
+            candidates: list[int] = []  # in the given order, without repeats
+            done: list[tuple[int, DoneFrame]] = []  # of those, processed: done unless damaged
+            # done records of edited frames that are pending because overwrite_edited asks to redo them
+            redo: dict[int, DoneFrame] = {}
+            for i in dict.fromkeys(frames):
+                if i in log.edited:
+                    if overwrite_edited:
+                        candidates.append(i)
+                        if i in log.done:
+                            redo[i] = log.done[i]
+                    continue
+                candidates.append(i)
+                if i in log.done:
+                    done.append((i, log.done[i]))
+        damaged = self.damage(done, use_cache=True)
+        intact = {i for i, _ in done if i not in damaged}
+        records = dict(done)
+        return [i for i in candidates if i not in intact], {**redo, **{i: records[i] for i in damaged}}
 
     def verify(self, frames: Iterable[int] | None = None) -> list[tuple[int, str]]:
         """Every damaged processed frame (of ``frames``, default all) with what is wrong, by frame."""

@@ -9,6 +9,8 @@ import json
 import os
 import pickle
 import subprocess
+import tracemalloc
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -317,3 +319,184 @@ def test_a_config_outside_the_zoo_is_checked_by_its_fields() -> None:
     custom = ModelConfig(name="mine", depth=50, head="deeplab", decoder=True, coarse_channels=2, pooler_resolution=28)
     state = _stand_in(checkpoint_shapes(ZOO["R_50_FPN_DL_s1x"]))
     check_checkpoint_matches(state, custom)
+
+
+# --- damaged and hostile files fail clearly and cheaply ----------------------------------------------------
+
+
+def _peak_bytes(func) -> int:
+    """Peak memory Python allocated while ``func`` ran (numpy arrays included)."""
+    tracemalloc.start()
+    try:
+        func()
+    finally:
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    return peak
+
+
+def _object_array_bomb() -> bytes:
+    # an object array of 3 zeros whose state claims 400 million elements: numpy would allocate 3.2 GB
+    small = pickle.dumps(np.zeros(3, dtype=object), protocol=2)
+    return small.replace(b"(K\x01K\x03\x85", b"(K\x01J" + (400_000_000).to_bytes(4, "little") + b"\x85", 1)
+
+
+def _float_array_claim() -> bytes:
+    small = pickle.dumps({"model": {"w": np.zeros(3, dtype=np.float64)}}, protocol=2)
+    return small.replace(b"(K\x01K\x03\x85", b"(K\x01J" + (400_000_000).to_bytes(4, "little") + b"\x85", 1)
+
+
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [
+        (_object_array_bomb(), "not a weights type|larger than any tensor"),
+        (_float_array_claim(), "larger than any tensor"),
+        (b"\x80\x04\x8e" + (3_000_000_000).to_bytes(8, "little") + b"x.", "claims 3000000000 bytes"),  # BINBYTES8
+        (b"\x80\x04\x8d" + (3_000_000_000).to_bytes(8, "little") + b"x.", "claims 3000000000 bytes"),  # BINUNICODE8
+        (b"\x80\x05\x96" + (3_000_000_000).to_bytes(8, "little") + b"x.", "claims 3000000000 bytes"),  # BYTEARRAY8
+    ],
+    ids=["object-array", "float-array", "bytes8", "unicode8", "bytearray8"],
+)
+def test_a_tiny_pickle_cannot_make_the_reader_allocate_gigabytes(tmp_path: Path, content: bytes, reason: str) -> None:
+    assert len(content) < 300
+    path = tmp_path / "model_final_abcdef.pkl"
+    path.write_bytes(content)
+
+    def read() -> None:
+        with pytest.raises(DensePoseGazeError, match=reason) as info:
+            read_checkpoint(path)
+        assert str(path) in str(info.value)
+
+    assert _peak_bytes(read) < 20_000_000
+
+
+def test_an_array_shared_by_many_names_is_refused_before_it_is_copied(tmp_path: Path) -> None:
+    shared = np.zeros(ZOO_LARGEST_TENSOR // 2, dtype=np.float16)  # float16: each name would get a float32 copy
+    path = tmp_path / "model.pkl"
+    path.write_bytes(pickle.dumps({f"w{i}": shared for i in range(30)}, protocol=4))  # one copy in the file
+    with pytest.raises(DensePoseGazeError, match="more than any zoo model"):
+        read_checkpoint(path)
+
+
+def test_size_limits_are_those_of_the_largest_zoo_model() -> None:
+    shapes = [checkpoint_shapes(cfg) for cfg in ZOO.values()]
+    assert max(int(np.prod(s)) for model in shapes for s in model.values()) == ZOO_LARGEST_TENSOR
+    assert max(sum(int(np.prod(s)) for s in model.values()) for model in shapes) == ZOO_LARGEST_MODEL
+
+
+@pytest.mark.parametrize("protocol", [2, 3, 4, 5])
+def test_arrays_of_every_layout_numpy_pickles_are_read(tmp_path: Path, protocol: int) -> None:
+    weights = {"c": np.arange(6, dtype=">f4").reshape(2, 3), "f": np.asfortranarray(np.ones((2, 3), np.float32)),
+               "i": np.arange(3, dtype=np.int64), "s": np.float32(2.5), "empty": np.zeros((0, 4), np.float32)}
+    path = tmp_path / "model.pkl"
+    path.write_bytes(pickle.dumps(weights, protocol=protocol))
+    state = read_checkpoint(path)
+    for name, array in weights.items():
+        np.testing.assert_array_equal(state[name], array)
+        assert state[name].flags.writeable
+
+
+def test_a_truncated_pth_is_refused_with_advice(tmp_path: Path) -> None:
+    path = tmp_path / "model.pth"
+    torch.save({"w": torch.arange(1000, dtype=torch.float32)}, path)
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    with pytest.raises(DensePoseGazeError, match="truncated or not a checkpoint"):
+        read_checkpoint(path)
+
+
+def test_a_pth_with_a_damaged_pickle_is_called_damaged_not_malicious(tmp_path: Path) -> None:
+    path = tmp_path / "model.pth"
+    torch.save({"w": torch.arange(4, dtype=torch.float32)}, path)
+    data = bytearray(path.read_bytes())
+    at = data.index(b"_rebuild_tensor_v2")
+    data[at:at + 18] = b"\xff" * 18  # a damaged opcode stream, no foreign global
+    path.write_bytes(bytes(data))
+    with pytest.raises(DensePoseGazeError, match="truncated or not a checkpoint"):
+        read_checkpoint(path)
+
+
+def test_a_pth_entry_claiming_more_than_any_zoo_tensor_is_refused_before_inflating(tmp_path: Path) -> None:
+    path = tmp_path / "model.pth"
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("model/data.pkl", pickle.dumps({}))
+        archive.writestr("model/data/0", bytes(ZOO_LARGEST_TENSOR * 8 + 8))  # deflates to a few hundred kB
+    assert path.stat().st_size < 1_000_000
+    with pytest.raises(DensePoseGazeError, match="claims .* bytes, more than any tensor"):
+        read_checkpoint(path)
+
+
+@pytest.mark.parametrize("value", [np.nan, np.inf, -np.inf])
+def test_nan_or_infinite_weights_are_refused_naming_them(tmp_path: Path, value: float) -> None:
+    weights = {"a.weight": np.ones(4, np.float32), "b.weight": np.array([1.0, value, 2.0], np.float64)}
+    path = tmp_path / "model.pkl"
+    path.write_bytes(pickle.dumps({"model": weights}, protocol=4))
+    with pytest.raises(DensePoseGazeError, match=r"1 tensors with NaN or infinite values \(b\.weight\)") as info:
+        read_checkpoint(path)
+    assert str(path) in str(info.value)
+
+
+def test_float64_weights_beyond_float32_range_are_refused(tmp_path: Path) -> None:
+    path = tmp_path / "model.pkl"
+    path.write_bytes(pickle.dumps({"w": np.array([1e300])}, protocol=4))  # infinite once made float32
+    with pytest.raises(DensePoseGazeError, match="NaN or infinite"):
+        read_checkpoint(path)
+
+
+def test_complex_weights_are_refused_naming_them(tmp_path: Path) -> None:
+    for suffix, content in ((".pkl", None), (".pth", {"w": torch.zeros(2, dtype=torch.complex64)})):
+        path = tmp_path / f"model{suffix}"
+        if content is None:
+            path.write_bytes(pickle.dumps({"w": np.zeros(2, np.complex64)}, protocol=4))
+        else:
+            torch.save(content, path)
+        with pytest.raises(DensePoseGazeError, match=r"1 tensors of a type no DensePose weights have \(w \(") as info:
+            read_checkpoint(path)
+        assert "complex" in str(info.value)
+
+
+def _full_stand_in(config: str = DEFAULT_MODEL) -> dict[str, np.ndarray]:
+    return _stand_in(checkpoint_shapes(ZOO[config]))
+
+
+@pytest.mark.parametrize(
+    ("damage", "listed"),
+    [
+        (lambda s: s.update({"backbone.bottom_up.res2.0.conv1.weight": np.zeros((64, 64, 3, 3), np.float32)}),
+         r"1 tensors of another shape \(checkpoint vs model\) \(backbone\.bottom_up\.res2\.0\.conv1\.weight "
+         r"\(64, 64, 3, 3\) vs \(64, 64, 1, 1\)\)"),
+        (lambda s: s.pop("roi_heads.box_predictor.cls_score.bias"),
+         r"1 missing tensors \(roi_heads\.box_predictor\.cls_score\.bias\)"),
+        (lambda s: s.update({"roi_heads.extra.weight": np.zeros(3, np.float32)}),
+         r"1 unexpected tensors \(roi_heads\.extra\.weight\)"),
+        (lambda s: s.update({"roi_heads.box_head.fc2.bias": np.zeros(1024, np.complex64)}),
+         r"1 tensors of an unsupported type \(roi_heads\.box_head\.fc2\.bias \(complex64\)\)"),
+        (lambda s: s.update({"roi_heads.box_head.fc2.bias": np.zeros(1024, bool)}),
+         r"unsupported type \(roi_heads\.box_head\.fc2\.bias \(bool\)\)"),
+        (lambda s: s.update({"roi_heads.box_head.fc2.bias": np.full(1024, np.nan, np.float32)}),
+         r"NaN or infinite values \(roi_heads\.box_head\.fc2\.bias\)"),
+    ],
+    ids=["shape", "missing", "unexpected", "complex", "bool", "nan"],
+)
+def test_a_checkpoint_that_does_not_fit_tensor_for_tensor_is_refused_by_the_predictor(damage, listed) -> None:
+    from napari_densepose_gaze.engine.predictor import Predictor
+
+    state = _full_stand_in()
+    damage(state)
+    with pytest.raises(DensePoseGazeError, match=listed) as info:
+        Predictor(DEFAULT_MODEL, weights=state, device="cpu")  # once a raw torch RuntimeError
+    assert DEFAULT_MODEL in str(info.value)
+
+
+def test_a_damaged_checkpoint_names_the_config_its_architecture_is() -> None:
+    state = _full_stand_in("R_50_FPN_s1x")
+    del state["roi_heads.box_head.fc1.weight"]
+    with pytest.raises(DensePoseGazeError, match="architecture is that of R_50_FPN_s1x"):
+        check_checkpoint_matches(state, ZOO["R_50_FPN_s1x"], "x.pkl")
+
+
+def test_torch_state_dicts_are_checked_like_arrays() -> None:
+    state = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in _full_stand_in().items()}
+    check_checkpoint_matches(state, ZOO[DEFAULT_MODEL])
+    state["roi_heads.box_head.fc2.bias"] = torch.full((1024,), float("inf"))
+    with pytest.raises(DensePoseGazeError, match="NaN or infinite"):
+        check_checkpoint_matches(state, ZOO[DEFAULT_MODEL])

@@ -35,11 +35,12 @@ def test_every_window_of_the_decoder_equals_the_whole_map_there_even_at_the_bord
     features = _features(256, 320)
     with torch.inference_mode():
         full = decoder(features)
-        windows = [(0, 64, 0, 80), (5, 17, 33, 61), (40, 64, 71, 80), (31, 32, 0, 1), (13, 50, 7, 9)]
+        # Map corners, interior, single pixels, thin strips; the map is 64 x 80.
+        windows = [(0, 10, 0, 12), (5, 17, 33, 61), (40, 64, 71, 80), (31, 32, 0, 1), (13, 50, 7, 9), (0, 64, 79, 80)]
         partial = decode_in_windows(decoder, features, windows)
     for y0, y1, x0, x1 in windows:
         torch.testing.assert_close(partial[..., y0:y1, x0:x1], full[..., y0:y1, x0:x1], rtol=0, atol=1e-5)
-    assert partial[..., 20:30, 0:5].abs().max() == 0  # nothing is computed outside the windows
+    assert partial[..., 20:30, 20:30].abs().max() == 0  # nothing is computed outside the windows
 
 
 def test_roi_align_reads_the_same_values_from_the_windowed_and_the_whole_map(decoder):
@@ -60,10 +61,11 @@ def test_boxes_covering_most_of_the_frame_decode_the_whole_map(decoder):
         torch.testing.assert_close(got, decoder(features), rtol=0, atol=0)
 
 
-def test_a_window_covers_every_pixel_roi_align_reads_with_one_pixel_to_spare():
-    assert pooled_window((8.0, 4.0, 24.0, 12.0), 4, (100, 100)) == (0, 5, 1, 9)
+def test_a_window_covers_every_pixel_roi_align_reads_with_a_pixel_to_spare():
+    # Rows 1..3 and columns 2..6 are sampled (each sample reads its floor and the pixel after).
+    assert pooled_window((8.0, 4.0, 24.0, 12.0), 4, (100, 100)) == (0, 6, 1, 9)
     # A box narrower than a pixel still samples one pixel's extent; the map's edge clips.
-    assert pooled_window((396.5, 0.0, 397.0, 0.5), 4, (100, 100)) == (0, 3, 98, 100)
+    assert pooled_window((396.5, 0.0, 397.0, 0.5), 4, (100, 100)) == (0, 4, 98, 100)
 
 
 def test_overlapping_windows_merge_when_their_union_costs_no_more():

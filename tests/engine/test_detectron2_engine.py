@@ -56,5 +56,6 @@ def test_both_engines_agree_on_the_parity_fixtures(parity_case_for, parity_check
             assert a.shape == b.shape and (a == b).mean() >= 0.99, (config, image)
         assert (ours.part_map == theirs.part_map).mean() >= 0.99
         assert (ours.person_map == theirs.person_map).mean() >= 0.99
-        # Detectron2 itself reproduces the fixture it made.
-        np.testing.assert_allclose(theirs.boxes, case.ref["final_boxes"], rtol=0, atol=1e-3)
+        # Detectron2 itself reproduces the fixture it made (within the fixture README's 0.05 px: a build of
+        # another day differs from the one that made it by float round-off, 0.0011 px seen)
+        np.testing.assert_allclose(theirs.boxes, case.ref["final_boxes"], rtol=0, atol=0.05)

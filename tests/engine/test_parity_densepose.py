@@ -258,10 +258,10 @@ def test_unavailable_or_unknown_devices_are_user_errors():
     assert resolve_device("cpu") == torch.device("cpu")
 
 
-def test_a_frame_without_people_gives_empty_results_also_inside_a_batch(parity_case_for, parity_model_for):
+def test_a_frame_without_people_gives_empty_results_also_inside_a_batch(parity_case_for, parity_checkpoint):
     case = parity_case_for("R_50_FPN_s1x", "invisible_1088x1080")
     # The synthetic weights score a grey frame at most ~0.9946 and this case's best two above 0.996.
-    predictor = Predictor(case.cfg, parity_model_for(case.config).state_dict(), device="cpu",
+    predictor = Predictor(case.cfg, read_checkpoint(parity_checkpoint(case.config)), device="cpu",
                           score_threshold=0.996, batch_size=2)
     empty, full = predictor.predict([np.full((120, 160, 3), 128, np.uint8), case.original_rgb])
     assert isinstance(empty, FrameResult) and len(empty) == 0
@@ -271,18 +271,18 @@ def test_a_frame_without_people_gives_empty_results_also_inside_a_batch(parity_c
     np.testing.assert_allclose(full.boxes, case.ref["final_boxes"][:2], rtol=0, atol=1.0)
 
 
-def test_weights_of_another_config_are_refused_with_the_config_they_fit(parity_model_for):
-    weights = parity_model_for("R_50_FPN_s1x").state_dict()
+def test_weights_of_another_config_are_refused_with_the_config_they_fit(parity_checkpoint):
+    weights = read_checkpoint(parity_checkpoint("R_50_FPN_s1x"))
     with pytest.raises(DensePoseGazeError, match="R_50_FPN_s1x"):
         Predictor("R_50_FPN_DL_s1x", weights, device="cpu")
 
 
-def test_bfloat16_autocast_runs_end_to_end(parity_case_for, parity_model_for):
+def test_bfloat16_autocast_runs_end_to_end(parity_case_for, parity_checkpoint):
     # CPU autocast stands in for the CUDA default: every op must accept half-precision inputs.
     # The synthetic weights' scores lie within 1e-2 of each other, so bfloat16 may pick other
     # boxes than float32: check the structure, not the values.
     case = parity_case_for("R_50_FPN_DL_s1x", "invisible_1088x1080")
-    predictor = Predictor(case.cfg, parity_model_for(case.config).state_dict(), device="cpu",
+    predictor = Predictor(case.cfg, read_checkpoint(parity_checkpoint(case.config)), device="cpu",
                           precision="bfloat16", score_threshold=0.98)
     assert predictor.dtype == torch.bfloat16
     [result] = predictor.predict(case.original_rgb)

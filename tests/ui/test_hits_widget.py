@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 from napari.utils.colormaps.standardize_color import transform_color
 from qtpy.QtCore import Qt
+from qtpy.QtWidgets import QApplication
 
 from napari_densepose_gaze import cli
 from napari_densepose_gaze.hit_export import FILE_NAMES
@@ -302,3 +303,92 @@ def test_report_and_overlay_buttons_write_what_the_command_line_writes(scene, qt
     ours = decoded(overlay)
     assert len(ours) == widget.recording.n_frames
     np.testing.assert_array_equal(ours, decoded(cli_overlay))
+
+
+def test_undo_and_redo_of_a_stroke_update_the_row_and_the_export(scene, qtbot, tmp_path):
+    viewer, widget, gaze, on_head, folder = scene
+    frame = next(f for f in gaze.index if f not in on_head and frame_row(widget, f)["processed"]
+                 and frame_row(widget, f)["assessed samples"] > 0)
+    layer = viewer.layers[BODY_PARTS]
+    viewer.dims.set_current_step(0, frame)
+    layer.brush_size = 2 * HALF + 1
+    x, y = gaze.loc[frame]
+    layer.paint((frame, y, x), 5)
+    qtbot.waitUntil(lambda: frame_row(widget, frame)["part id"] == 5, timeout=5_000)
+    layer.undo()  # napari sends no paint event on undo
+    qtbot.waitUntil(lambda: frame_row(widget, frame)["part id"] == 0, timeout=5_000)
+    np.testing.assert_allclose(gaze_color_of(viewer, folder, frame), NO_PART_COLOR)
+    exported = pd.read_csv(widget.export_view(tmp_path / "after undo.csv"))
+    assert exported.loc[exported["frame"] == frame, "part id"].item() == 0
+    layer.redo()
+    qtbot.waitUntil(lambda: frame_row(widget, frame)["part id"] == 5, timeout=5_000)
+    np.testing.assert_allclose(gaze_color_of(viewer, folder, frame), part_color(5))
+
+
+def test_a_label_above_24_is_refused_and_the_table_keeps_working(scene, qtbot):
+    viewer, widget, gaze, on_head, _ = scene
+    frame = on_head[2]
+    layer = viewer.layers[BODY_PARTS]
+    viewer.dims.set_current_step(0, frame)
+    x, y = gaze.loc[frame]
+    layer.brush_size = 4 * HALF
+    layer.paint((frame, y, x), 30)
+    qtbot.waitUntil(lambda: int(widget._store.labels[frame, round(y), round(x)]) == HEAD, timeout=5_000)
+    qtbot.wait(100)
+    assert frame_row(widget, frame)["part id"] == HEAD and not widget.tasks.busy
+    assert int(widget._store.labels[frame].max()) <= 24
+
+
+def test_a_fixation_row_shows_the_frame_whose_labels_decided_it(make_napari_viewer, synthetic_recording, tmp_path,
+                                                                 qtbot):
+    """With one frame per fixation processed, the fixation's first frame has no results: show the key frame."""
+    folder = copy_recording(synthetic_recording(), tmp_path)
+    recording = Recording.open(folder)
+    width, height = recording.frame_size
+    fixations = recording.fixation_frames()
+    fixation = fixations[fixations["start frame"] >= 0].iloc[1]
+    key = int(fixation["start frame"] + fixation["end frame"]) // 2
+    assert key != fixation["start frame"]
+    store = ResultsStore.create(ResultsStore.default_folder(folder), n_frames=recording.n_frames, height=height,
+                                width=width, metadata={"model": "by hand", "recording_folder": str(folder)})
+    labels = np.full((height, width), HEAD, np.uint8)
+    store.write_frame(key, labels, np.ones_like(labels), [])
+    viewer, widget = open_with_widget(make_napari_viewer, folder)
+    widget.compute()
+    wait_idle(qtbot, widget, 60_000)
+    widget.view.setCurrentText("per fixation")
+    rows = widget.model.rows_where("fixation id", int(fixation["fixation id"]))
+    assert widget.model.row(int(rows[0]))["part id"] == HEAD
+    viewer.dims.set_current_step(0, 0)
+    widget.table.selectRow(int(rows[0]))
+    assert viewer.dims.current_step[0] == key
+
+
+def test_the_table_follows_the_frame_shown_and_headers_explain_themselves(scene):
+    viewer, widget, _, on_head, _ = scene
+    viewer.dims.set_current_step(0, on_head[3])
+    row = widget.table.currentIndex().row()
+    assert widget.model.row(row)["frame"] == on_head[3]
+    header = widget.table.horizontalHeader()
+    shown_first = [widget.model.frame.columns[header.logicalIndex(i)] for i in range(3)]
+    assert shown_first == ["frame", "part", "share"]
+    column = list(widget.model.frame.columns).index("share")
+    tip = widget.model.headerData(column, Qt.Orientation.Horizontal, Qt.ItemDataRole.ToolTipRole)
+    assert tip == f"share: {COLUMNS['frames']['share']}"
+    widget.view.setCurrentText("per fixation")
+    fixation_row = widget.model.row(widget.table.currentIndex().row())
+    assert fixation_row["start frame"] <= on_head[3] <= fixation_row["end frame"] or widget.model.rowCount() == 0
+
+
+def test_a_long_status_message_does_not_widen_the_window(scene):
+    viewer, widget, *_ = scene
+    window = viewer.window._qt_window
+    window.resize(1200, 800)
+    for _ in range(5):
+        QApplication.processEvents()
+    width = window.width()
+    widget.status_text("Cannot download https://dl.fbaipublicfiles.com/" + "x" * 3000 + "/model_final.pkl: offline.")
+    for _ in range(5):
+        QApplication.processEvents()
+    assert window.width() <= width
+    assert widget.status.toolTip().startswith("Cannot download https://")

@@ -169,3 +169,52 @@ def test_download_button_fetches_the_weights_with_progress(qtbot, make_napari_vi
     assert widget.model_state.value == "in cache" and not widget.download.enabled, widget.status.value
     assert (tmp_path / "cache" / cfg.name / fake.filename).read_bytes() == payload
     assert httpd.requests == ["/" + fake.checkpoint]
+
+
+def test_a_second_run_with_the_same_settings_keeps_the_loaded_model(qtbot, widget):
+    widget.last.value = 1
+    run_and_wait(qtbot, widget)
+    loaded = widget._loaded[2]
+    widget.last.value = 3
+    widget.run_button.clicked.emit()
+    assert widget.status.value.startswith("Starting with the loaded model"), widget.status.value
+    wait_idle(qtbot, widget, 240_000)
+    assert widget._loaded[2] is loaded and widget.status.value.startswith("Done: 2 frames"), widget.status.value
+
+
+def test_a_recording_with_results_brings_its_stored_settings(qtbot, widget, recording_folder, make_napari_viewer,
+                                                             parity_checkpoint):
+    widget.last.value = 1
+    run_and_wait(qtbot, widget)
+    viewer = make_napari_viewer()
+    viewer.open(str(recording_folder), plugin="napari-densepose-gaze")
+    fresh = RunDensePoseWidget(viewer)
+    assert fresh.model.value == CONFIG
+    assert fresh.threshold.value == pytest.approx(THRESHOLD) and fresh.input_size.value == 96
+    assert "Settings of the stored results" in fresh.status.value
+    # the same checkpoint and device: the re-run resumes instead of being refused as "different settings"
+    fresh.weights.value = str(parity_checkpoint(CONFIG))
+    fresh.device.value = "cpu"
+    fresh.last.value = 2
+    run_and_wait(qtbot, fresh)
+    assert fresh.status.value.startswith("Done: 1 frames"), fresh.status.value
+
+
+def test_cancel_while_the_model_loads_writes_nothing(qtbot, widget, recording_folder):
+    widget.run_button.clicked.emit()
+    assert widget.status.value.startswith("Loading the model")
+    assert widget.cancel_button.enabled
+    widget.cancel_button.clicked.emit()
+    wait_idle(qtbot, widget, 120_000)
+    assert widget.status.value.startswith("Cancelled after 0 frames"), widget.status.value
+    assert not ResultsStore.default_folder(recording_folder).exists()
+
+
+def test_the_progress_bar_moves_during_a_run(qtbot, widget):
+    seen: list[int] = []
+    widget.run_button.clicked.emit()
+    qtbot.waitUntil(lambda: widget.tasks.bar is not None and widget.tasks.bar.total == 15, timeout=120_000)
+    bar = widget.tasks.bar
+    qtbot.waitUntil(lambda: (seen.append(bar.n) or True) and bar.n > 0, timeout=120_000)
+    wait_idle(qtbot, widget, 240_000)
+    assert max(seen) > 0

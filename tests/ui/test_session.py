@@ -146,3 +146,39 @@ def test_layers_of_no_recording_have_no_session(make_napari_viewer):
     layer = viewer.add_image(np.zeros((2, 8, 8)))
     assert session_of(layer) is None and session_of(None) is None
     assert current_session(viewer) is None
+
+
+def test_opening_a_recording_with_results_selects_the_body_parts_for_the_brush(opened):
+    viewer, _ = opened
+    assert viewer.layers.selection.active is viewer.layers[BODY_PARTS]
+    assert viewer.layers[PERSONS].visible is False
+
+
+def test_undo_and_redo_tell_listeners(opened, qtbot):
+    viewer, _ = opened
+    session = session_of(viewer.layers[BODY_PARTS])
+    told: list[list[int]] = []
+    session.on_labels_changed(told.append)
+    layer = viewer.layers[BODY_PARTS]
+    layer.paint((6, 5, 5), 17)
+    qtbot.waitUntil(lambda: len(told) == 1, timeout=5_000)
+    layer.undo()
+    qtbot.waitUntil(lambda: len(told) == 2, timeout=5_000)
+    assert session.store.labels[6, 5, 5] == 0
+    layer.redo()
+    qtbot.waitUntil(lambda: len(told) == 3, timeout=5_000)
+    assert told == [[6], [6], [6]] and session.store.labels[6, 5, 5] == 17
+
+
+def test_frames_a_run_wrote_are_told_but_not_marked_edited(opened, qtbot):
+    viewer, _ = opened
+    session = session_of(viewer.layers[BODY_PARTS])
+    told: list[list[int]] = []
+    session.on_labels_changed(told.append)
+    viewer.dims.set_current_step(0, 3)
+    labels = np.full(session.store.shape[1:], 5, np.uint8)
+    session.store.write_frame(3, labels, (labels > 0).astype(np.uint8), [])  # as a run does, frame shown
+    session.show_written([3])
+    qtbot.waitUntil(lambda: bool(told), timeout=5_000)
+    assert told == [[3]] and session.store.edited_frames().tolist() == []
+    assert np.asarray(viewer.layers[BODY_PARTS]._slice.image.raw).max() == 5  # redrawn

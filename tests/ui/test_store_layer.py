@@ -13,6 +13,7 @@ from napari.utils.interactions import (
     mouse_release_callbacks,
 )
 
+from napari_densepose_gaze.parts import MAX_PART
 from napari_densepose_gaze.store import ResultsStore
 from napari_densepose_gaze.ui.store_layer import connect_edits
 
@@ -43,10 +44,12 @@ def on_disk(store: ResultsStore) -> np.ndarray:
     return ResultsStore.open(store.folder).labels[:]
 
 
-def labels_layer(viewer, store, frame):
+def labels_layer(viewer, store, frame, told=None):
+    """A body parts layer on ``store`` showing ``frame``; ``told`` collects each on_edit call's frames."""
     layer = viewer.add_labels(store.labels, name="body parts")
     viewer.dims.set_current_step(0, frame)
-    connect_edits(layer, store)
+    on_edit = None if told is None else (lambda frames: told.append(sorted(frames)))
+    connect_edits(layer, store, on_edit=on_edit, max_label=MAX_PART)
     return layer
 
 
@@ -95,16 +98,113 @@ def test_fill_erase_and_data_setitem_reach_the_store(make_napari_viewer, store):
     np.testing.assert_array_equal(disk[0], part_map(0))  # untouched frames stay as written
 
 
-def test_undo_restores_the_stored_pixels(make_napari_viewer, store):
+def test_undo_restores_the_stored_pixels_and_tells_the_change(make_napari_viewer, store):
     viewer = make_napari_viewer()
-    layer = labels_layer(viewer, store, frame=0)
+    told = []
+    layer = labels_layer(viewer, store, frame=0, told=told)
     layer.brush_size = 5
     layer.paint((0, 20, 20), 11)
-    assert on_disk(store)[0, 20, 20] == 11
-    layer.undo()
+    assert on_disk(store)[0, 20, 20] == 11 and told == [[0]]
+    layer.undo()  # napari emits no paint event here
     np.testing.assert_array_equal(on_disk(store)[0], part_map(0))
-    # napari sends no paint event on undo; the frame stays marked, the safe side.
-    assert store.edited_frames().tolist() == [0]
+    assert told == [[0], [0]]
+    assert store.edited_frames().tolist() == [0]  # the frame stays marked, the safe side
+
+
+def test_redo_writes_again_and_tells_the_change(make_napari_viewer, store):
+    viewer = make_napari_viewer()
+    told = []
+    layer = labels_layer(viewer, store, frame=3, told=told)
+    layer.fill((3, 20, 30), 9)
+    layer.undo()
+    layer.redo()
+    assert on_disk(store)[3, 20, 30] == 9
+    assert told == [[3], [3], [3]]
+
+
+def test_undo_of_a_data_setitem_on_a_frame_not_shown_tells_that_frame(make_napari_viewer, store):
+    viewer = make_napari_viewer()
+    told = []
+    layer = labels_layer(viewer, store, frame=0, told=told)
+    layer.data_setitem((np.array([4]), np.array([0]), np.array([0])), 21)
+    layer.undo()
+    assert on_disk(store)[4, 0, 0] == 0
+    assert told == [[4], [4]] and store.edited_frames().tolist() == [4]
+
+
+def test_a_polygon_is_told_and_undone(make_napari_viewer, store):
+    viewer = make_napari_viewer()
+    told = []
+    layer = labels_layer(viewer, store, frame=2, told=told)
+    layer.paint_polygon(np.array([[2, 1, 1], [2, 1, 8], [2, 8, 8]]), 7)
+    assert on_disk(store)[2, 2, 6] == 7 and told == [[2]]
+    layer.undo()
+    np.testing.assert_array_equal(on_disk(store)[2], part_map(2))
+    assert told == [[2], [2]]
+
+
+def test_a_script_writing_the_shown_frame_and_refreshing_is_an_edit(make_napari_viewer, store):
+    viewer = make_napari_viewer()
+    told = []
+    layer = labels_layer(viewer, store, frame=1, told=told)
+    layer.data[1, 0:3, 0:3] = 7
+    layer.refresh()
+    assert told == [[1]] and store.edited_frames().tolist() == [1]
+    viewer.dims.set_current_step(0, 2)  # moving to another frame changes what is shown: no edit
+    layer.refresh()
+    assert told == [[1]] and store.edited_frames().tolist() == [1]
+
+
+def test_a_quiet_refresh_is_no_edit(make_napari_viewer, store):
+    """A DensePose run writes frames and redraws the layer: that must not protect them as hand edits."""
+    viewer = make_napari_viewer()
+    layer = viewer.add_labels(store.labels)
+    viewer.dims.set_current_step(0, 1)
+    hook = connect_edits(layer, store)
+    store.write_frame(1, part_map(3), np.zeros((HEIGHT, WIDTH), np.uint8), [])
+    with hook.quietly():
+        layer.refresh()
+    assert store.edited_frames().tolist() == []
+    np.testing.assert_array_equal(np.asarray(layer._slice.image.raw), part_map(3))
+
+
+def test_painting_a_label_that_is_no_part_is_undone(make_napari_viewer, store, qtbot):
+    viewer = make_napari_viewer()
+    layer = labels_layer(viewer, store, frame=2)
+    layer.brush_size = 3
+    layer.paint((2, 5, 5), MAX_PART + 6)
+    qtbot.waitUntil(lambda: on_disk(store)[2, 5, 5] == 0, timeout=5_000)
+    np.testing.assert_array_equal(on_disk(store)[2], part_map(2))
+    layer.redo()  # the refused edit is not in the redo history
+    assert on_disk(store)[2, 5, 5] == 0
+    layer.data_setitem((np.array([3]), np.array([0]), np.array([0])), 200)
+    qtbot.waitUntil(lambda: on_disk(store)[3, 0, 0] == 0, timeout=5_000)
+
+
+def test_a_label_that_is_no_part_cannot_be_picked(make_napari_viewer, store):
+    viewer = make_napari_viewer()
+    layer = labels_layer(viewer, store, frame=0)
+    layer.selected_label = 12
+    layer.selected_label = 30
+    assert layer.selected_label == 12
+
+
+def test_a_script_writing_labels_that_are_no_part_gets_background(make_napari_viewer, store):
+    viewer = make_napari_viewer()
+    layer = labels_layer(viewer, store, frame=1)
+    layer.data[1, 0:2, 0:2] = 99
+    layer.refresh()
+    assert on_disk(store)[1, 0:2, 0:2].max() == 0
+    assert store.edited_frames().tolist() == [1]
+
+
+def test_the_persons_layer_takes_any_id(make_napari_viewer, store):
+    viewer = make_napari_viewer()
+    layer = viewer.add_labels(store.persons)
+    connect_edits(layer, store)
+    layer.selected_label = 60
+    layer.paint((1, 3, 3), 60)
+    assert layer.selected_label == 60 and ResultsStore.open(store.folder).persons[1, 3, 3] == 60
 
 
 @dataclass

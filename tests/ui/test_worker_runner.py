@@ -13,7 +13,7 @@ from napari_densepose_gaze.ui.worker_runner import WorkerRunner
 def runner(qapp):
     shown: list[str] = []
     runner = WorkerRunner(show_status=shown.append, busy_changed=lambda: None, failure="Task failed")
-    runner.shown = shown  # type: ignore[attr-defined]
+    runner.shown = shown
     yield runner
     runner.close_bar()
 

@@ -110,3 +110,19 @@ def _float(text: str) -> float:
         return float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"must be a number, not {text!r}") from None
+
+
+def add_min_confidence(parser: argparse.ArgumentParser) -> None:
+    """``--min-confidence``: Pupil Core gaze below it counts as not worn (other recordings have no confidence)."""
+    from ..sources.parts import DEFAULT_MIN_CONFIDENCE
+
+    parser.add_argument("--min-confidence", type=probability, default=DEFAULT_MIN_CONFIDENCE, metavar="C",
+                        help="Pupil Core recordings: gaze with a lower confidence counts as not worn "
+                        f"(default {DEFAULT_MIN_CONFIDENCE:g}, as Pupil Player)")
+
+
+def probability(text: str) -> float:
+    value = float(text)
+    if not (math.isfinite(value) and 0.0 <= value <= 1.0):
+        raise argparse.ArgumentTypeError(f"must be a number from 0 to 1, not {text}")
+    return value

@@ -6,7 +6,8 @@ __all__ = ["EXIT_OK", "EXIT_FAILED", "EXIT_ERROR", "EXIT_INTERRUPTED"]
 
 #: Everything went well.
 EXIT_OK = 0
-#: Some recordings failed (the others were processed), or a cached weights file is corrupt.
+#: Some recordings failed (the others were processed), a results store has damaged frames, or a cached
+#: weights file is corrupt.
 EXIT_FAILED = 1
 #: A usage error, or a problem that stopped everything (its message on stderr, no traceback).
 EXIT_ERROR = 2

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from ..errors import DensePoseGazeError
 from ..glasses import INVISIBLE, NEON
-from .arguments import non_negative_float
+from .arguments import VIDEO_SUFFIXES, add_min_confidence, folder_path, non_negative_float, video_or_folder_path
 from .batch import Finished, Recordings, Stopped, StopRequest, for_each_recording, recordings_at
 from .printing import progress_bar
 
@@ -24,9 +24,8 @@ if TYPE_CHECKING:
     from ..recording import Recording
     from ..store import ResultsStore
 
-__all__ = ["add_hits", "add_render", "add_report"]
+__all__ = ["add_hits", "add_render", "add_report", "add_path_options", "open_store"]
 
-_VIDEO_SUFFIXES = (".mp4", ".mkv", ".mov")
 _HIT_COLUMNS = ("hit samples", "dwell [s]", "most looked-at part", "output")
 
 
@@ -36,26 +35,37 @@ class _Results:
 
     recording: Recording
     store: ResultsStore
-    single: bool  # PATH is this one recording
+    recordings: Recordings  # all that PATH names, this one among them
+
+    @property
+    def label(self) -> str:
+        """The name of this recording's outputs among those of PATH."""
+        return self.recordings.labels[self.recording.folder]
 
     def output_folder(self, output: Path | None, default_name: str) -> Path:
-        """``output`` itself for one recording, ``<output>/<recording>`` for an export, else ``<store>/<name>``."""
+        """``output`` itself for one recording, ``<output>/<label>`` for an export, else ``<store>/<name>``."""
         if output is None:
             return self.store.folder / default_name
-        output = output.expanduser()
-        return output if self.single else output / self.recording.name
+        return self.recordings.output_folder(self.recording.folder, output)
 
 
 #: What a hit command does with one recording's results: its summary cells.
 _ResultsWork = Callable[[_Results, StopRequest], dict[str, str]]
 
 
-def _add_results_options(parser: argparse.ArgumentParser) -> None:
-    """Options shared by the commands that read results: where the stores are, the hit radius."""
-    parser.add_argument("path", type=Path, metavar="PATH", help="a recording folder or an export folder")
-    parser.add_argument("--results", type=Path, metavar="DIR",
+def add_path_options(parser: argparse.ArgumentParser) -> None:
+    """PATH and ``--results``: the recordings, and where their results stores are."""
+    parser.add_argument("path", type=Path, metavar="PATH",
+                        help="a recording folder (or its scene video) or an export folder")
+    parser.add_argument("--results", type=folder_path, metavar="DIR",
                         help="where 'run --output' wrote the results: for a recording folder its results store, "
                         "for an export the folder holding <recording>.densepose stores. Default: beside each recording")
+    add_min_confidence(parser)
+
+
+def _add_results_options(parser: argparse.ArgumentParser) -> None:
+    """Options shared by the commands that read results: where the stores are, the hit radius."""
+    add_path_options(parser)
     hit = parser.add_argument_group("hit definition (docs/hits.md)")
     hit.add_argument("--radius", type=non_negative_float, metavar="R",
                      help="tolerance around the gaze point (default: the device's gaze accuracy, "
@@ -75,18 +85,22 @@ def _hit_settings(args: argparse.Namespace, parser: argparse.ArgumentParser) -> 
     return HitSettings(args.radius, args.unit or "px")
 
 
-def _for_each_result(args: argparse.Namespace, work: _ResultsWork, columns: Sequence[str]) -> int:
+def _for_each_result(
+    args: argparse.Namespace, work: _ResultsWork, columns: Sequence[str], recordings: Recordings | None = None
+) -> int:
     """Run ``work`` on the results of every recording of ``args.path`` (see :func:`for_each_recording`)."""
-    recordings = recordings_at(args.path)
+    if recordings is None:
+        recordings = recordings_at(args.path)
 
     def open_and_work(recording: Recording, stop: StopRequest) -> Finished:
         cells = work(_open_results(recording, recordings, args.results, args.command), stop)
         return Finished("stopped" if stop() else "done", cells)
 
-    return for_each_recording(recordings, open_and_work, columns)
+    return for_each_recording(recordings, open_and_work, columns, min_confidence=args.min_confidence)
 
 
-def _open_results(recording: Recording, recordings: Recordings, results: Path | None, command: str) -> _Results:
+def open_store(recording: Recording, recordings: Recordings, results: Path | None, command: str) -> ResultsStore:
+    """The results store of ``recording``, read-only; an error that says to run first if there is none."""
     from ..store import ResultsStore
 
     folder = recording.folder
@@ -96,13 +110,19 @@ def _open_results(recording: Recording, recordings: Recordings, results: Path | 
             f"no DensePose results at {store_folder}: run 'densepose-gaze run {folder}' first"
             f"{' (with the same --output as --results here)' if results else ''}, then '{command}' again."
         )
-    store = ResultsStore.open(store_folder)
+    return ResultsStore.open(store_folder)
+
+
+def _open_results(recording: Recording, recordings: Recordings, results: Path | None, command: str) -> _Results:
+    folder = recording.folder
+    store = open_store(recording, recordings, results, command)
+    store_folder = store.folder
     if len(store.processed_frames()) == 0:
         raise DensePoseGazeError(
             f"the results store {store_folder} has no processed frame yet: run 'densepose-gaze run {folder}' "
             f"first, then '{command}' again."
         )
-    return _Results(recording, store, recordings.single)
+    return _Results(recording, store, recordings)
 
 
 def _compute_tables(results: _Results, settings: HitSettings | None, stop: StopRequest) -> HitTables:
@@ -142,14 +162,18 @@ def add_hits(commands: argparse._SubParsersAction) -> None:
         description="Compute which body part of whom each gaze sample hit (docs/hits.md) from the results of "
         "'run', and write every table as CSV: gaze_hits, frame_hits, fixation_hits, part_hits, group_hits, "
         "person_hits, hit_settings.json, and the files of pupil-labs/densepose-module (densepose.csv, "
-        "parts_count.csv).",
+        "parts_count.csv, gazemap.png; densepose.mp4 with --peer-video; docs/switching_from_densepose_module.md), "
+        "and the face files (gaze_on_face.csv, fixations_on_face.csv, gaze_on_face_landmarks.csv, region_hits.csv: "
+        "docs/hits.md).",
     )
     _add_results_options(parser)
-    parser.add_argument("--output", type=Path, metavar="DIR",
+    parser.add_argument("--output", type=folder_path, metavar="DIR",
                         help="for a recording folder: the folder for its tables; for an export: one subfolder per "
                         "recording in DIR. Default: <results store>/hits")
     parser.add_argument("--no-peer", action="store_true",
-                        help="leave out densepose.csv and parts_count.csv (the densepose-module files)")
+                        help="leave out densepose.csv, parts_count.csv and gazemap.png (the densepose-module files)")
+    parser.add_argument("--peer-video", action="store_true",
+                        help="also write densepose.mp4, the overlay video under the densepose-module's name")
     parser.set_defaults(handler=_hits)
 
 
@@ -161,8 +185,9 @@ def _hits(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     def work(results: _Results, stop: StopRequest) -> dict[str, str]:
         tables = _compute_tables(results, settings, stop)
         folder = results.output_folder(args.output, "hits")
-        export_recording_hits(tables, folder, results.recording, results.store, peer=not args.no_peer)
-        print(f"{results.recording.name}: hit tables in {folder}", file=sys.stderr)
+        export_recording_hits(tables, folder, results.recording, results.store, peer=not args.no_peer,
+                              peer_video=args.peer_video and not args.no_peer)
+        print(f"{results.label}: hit tables in {folder}", file=sys.stderr)
         return _hit_cells(tables) | {"output": str(folder)}
 
     return _for_each_result(args, work, _HIT_COLUMNS)
@@ -178,8 +203,8 @@ def add_render(commands: argparse._SubParsersAction) -> None:
         "with the original audio.",
     )
     _add_results_options(parser)
-    parser.add_argument("--output", type=Path, metavar="FILE_OR_DIR",
-                        help="a video file (.mp4, .mkv, .mov; one recording only) or a folder for "
+    parser.add_argument("--output", type=video_or_folder_path, metavar="FILE_OR_DIR",
+                        help=f"a video file ({', '.join(VIDEO_SUFFIXES)}; one recording only) or a folder for "
                         "<recording>_overlay.mp4 files. Default: <results store>/overlay.mp4")
     parser.add_argument("--opacity", type=float, default=0.5, metavar="A",
                         help="opacity of the part colours, 0..1 (default 0.5)")
@@ -190,22 +215,23 @@ def _render(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from ..render import render_overlay
 
     settings = _hit_settings(args, parser)
-    output = args.output.expanduser() if args.output is not None else None
-    to_file = output is not None and output.suffix.lower() in _VIDEO_SUFFIXES
+    output = args.output
+    to_file = output is not None and output.suffix.lower() in VIDEO_SUFFIXES
     if not 0.0 <= args.opacity <= 1.0:
         parser.error(f"--opacity must lie between 0 and 1, not {args.opacity}")
+    recordings = recordings_at(args.path)
+    if to_file and not recordings.single:  # every recording's video would be written over the last one's
+        raise DensePoseGazeError(f"--output {output} is a file but {args.path} is an export of several "
+                                 "recordings: give a folder for their videos instead.")
 
     def work(results: _Results, stop: StopRequest) -> dict[str, str]:
         recording = results.recording
-        if to_file and not results.single:
-            raise DensePoseGazeError(f"--output {output} is a file but PATH is an export of several recordings: "
-                                     "give a folder instead.")
         if output is None:
             target = results.store.folder / "overlay.mp4"
         elif to_file:
             target = output
         else:
-            target = output / f"{recording.name}_overlay.mp4"
+            target = output / f"{results.label}_overlay.mp4"
         tables = _compute_tables(results, settings, stop)
         bar = progress_bar(f"{recording.name} video", recording.n_frames)
         try:
@@ -215,10 +241,10 @@ def _render(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
             bar.close()
         if written is None:
             return {"output": "-"}
-        print(f"{recording.name}: overlay video {written}", file=sys.stderr)
+        print(f"{results.label}: overlay video {written}", file=sys.stderr)
         return {"frames": str(recording.n_frames), "output": str(written)}
 
-    return _for_each_result(args, work, ("frames", "output"))
+    return _for_each_result(args, work, ("frames", "output"), recordings)
 
 
 # ------------------------------------------------------------------ report
@@ -230,7 +256,7 @@ def add_report(commands: argparse._SubParsersAction) -> None:
         "parts coloured by dwell time) and dwell_per_person.png/.svg (dwell time per part, per person).",
     )
     _add_results_options(parser)
-    parser.add_argument("--output", type=Path, metavar="DIR",
+    parser.add_argument("--output", type=folder_path, metavar="DIR",
                         help="for a recording folder: the folder for its figures; for an export: one subfolder per "
                         "recording in DIR. Default: <results store>/report")
     parser.set_defaults(handler=_report)
@@ -244,9 +270,8 @@ def _report(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     def work(results: _Results, stop: StopRequest) -> dict[str, str]:
         tables = _compute_tables(results, settings, stop)
         folder = results.output_folder(args.output, "report")
-        name = results.recording.name
-        write_report(tables, folder, name=name)
-        print(f"{name}: figures in {folder}", file=sys.stderr)
+        write_report(tables, folder, name=results.recording.name)  # the figures' title
+        print(f"{results.label}: figures in {folder}", file=sys.stderr)
         return _hit_cells(tables) | {"output": str(folder)}
 
     return _for_each_result(args, work, _HIT_COLUMNS)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -12,13 +13,24 @@ from ..engine.defaults import (
     DEFAULT_MODEL,
     DEFAULT_SCORE_THRESHOLD,
     DEVICES,
+    MAX_INPUT_SIZE,
     MAX_SIZE_TEST,
     MIN_SIZE_TEST,
     PRECISIONS,
+    default_max_input_size,
 )
 from ..errors import DensePoseGazeError
-from .arguments import non_negative_int, positive_int
-from .batch import Abort, Finished, StopRequest, for_each_recording, recordings_at
+from .arguments import (
+    add_min_confidence,
+    event_name,
+    folder_path,
+    input_size,
+    non_negative_int,
+    positive_int,
+    score_threshold,
+)
+from .batch import Abort, Finished, StopRequest, file_problem, for_each_recording, recordings_at
+from .cluster_options import add_cluster_options, cluster_settings
 from .printing import progress_bar
 
 if TYPE_CHECKING:
@@ -39,25 +51,28 @@ def add_run(commands: argparse._SubParsersAction) -> None:
         "in a Pupil Cloud export, into results stores. Re-running continues where a run stopped; "
         "Ctrl-C stops after the current batch and keeps every frame already written.",
     )
-    parser.add_argument("path", type=Path, metavar="PATH", help="a recording folder or an export folder")
+    parser.add_argument("path", type=Path, metavar="PATH",
+                        help="a recording folder (or its scene video) or an export folder")
+    add_min_confidence(parser)
     model = parser.add_argument_group("model")
     model.add_argument("--model", default=DEFAULT_MODEL, help=f"zoo model name (default {DEFAULT_MODEL}; "
                        "see 'densepose-gaze models')")
     model.add_argument("--weights", type=Path, metavar="FILE",
                        help="a local checkpoint (.pkl/.pth) for --model instead of the zoo download")
-    model.add_argument("--cache-dir", type=Path, metavar="DIR", help="weights cache folder")
+    model.add_argument("--cache-dir", type=folder_path, metavar="DIR", help="weights cache folder")
     model.add_argument("--device", default="auto", choices=DEVICES)
     model.add_argument("--precision", default="auto", choices=PRECISIONS,
                        help="compute precision (auto: bfloat16 on CUDA, else float32)")
-    model.add_argument("--score-threshold", type=float, default=DEFAULT_SCORE_THRESHOLD, metavar="S",
+    model.add_argument("--score-threshold", type=score_threshold, default=DEFAULT_SCORE_THRESHOLD, metavar="S",
                        help=f"keep person detections scoring at least S (default {DEFAULT_SCORE_THRESHOLD})")
     model.add_argument("--batch-size", type=positive_int, metavar="N",
                        help="frames per batch (default 8 on CUDA, else 1)")
-    model.add_argument("--input-size", type=positive_int, default=MIN_SIZE_TEST, metavar="PX",
+    model.add_argument("--input-size", type=input_size, default=MIN_SIZE_TEST, metavar="PX",
                        help=f"shortest edge of the network input in pixels (default {MIN_SIZE_TEST}); "
                        "smaller is faster and finds fewer small people")
-    model.add_argument("--max-input-size", type=positive_int, metavar="PX",
-                       help=f"longest edge cap (default {MAX_SIZE_TEST} scaled like --input-size)")
+    model.add_argument("--max-input-size", type=input_size, metavar="PX",
+                       help=f"longest edge cap (default {MAX_SIZE_TEST} scaled like --input-size; "
+                       f"at most {MAX_INPUT_SIZE})")
     frames = parser.add_argument_group("frames")
     frames.add_argument("--frames", default="all", choices=("all", "gaze", "fixations"),
                         help="all frames, frames with valid gaze, or one key frame per fixation (default all)")
@@ -65,14 +80,17 @@ def add_run(commands: argparse._SubParsersAction) -> None:
                         help="every Nth frame (with --frames all)")
     frames.add_argument("--first", type=non_negative_int, metavar="N", help="start at frame N (0-based)")
     frames.add_argument("--last", type=non_negative_int, metavar="N", help="end with frame N (included)")
-    frames.add_argument("--start", metavar="EVENT", help="start at the first event of this name (events.csv)")
-    frames.add_argument("--end", metavar="EVENT", help="end at the first event of this name after the start")
+    frames.add_argument("--start", type=event_name, metavar="EVENT",
+                        help="start at the first event of this name (events.csv)")
+    frames.add_argument("--end", type=event_name, metavar="EVENT",
+                        help="end at the first event of this name after the start")
     output = parser.add_argument_group("output")
-    output.add_argument("--output", type=Path, metavar="DIR",
+    output.add_argument("--output", type=folder_path, metavar="DIR",
                         help="for a recording folder: its results store; for an export: the folder that "
                         "holds one store per recording (<recording>.densepose). Default: beside each recording")
     output.add_argument("--overwrite-edited", action="store_true",
                         help="redo frames that were corrected by hand (their corrections are lost)")
+    add_cluster_options(parser.add_argument_group("cluster", "compute on a Dask cluster (docs/cluster.md)"))
     parser.set_defaults(handler=_run)
 
 
@@ -84,8 +102,8 @@ def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         parser.error("--every applies to --frames all only")
     if args.first is not None and args.last is not None and args.last < args.first:
         parser.error(f"--last {args.last} comes before --first {args.first}")
-    if args.weights is not None and not args.weights.is_file():
-        raise DensePoseGazeError(f"--weights {args.weights} is not a file: pass an existing checkpoint.")
+    _check_input_size(args, parser)
+    _check_model(args)
     recordings = recordings_at(args.path)
     model = ModelSettings(
         model=args.model,
@@ -109,6 +127,11 @@ def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         overwrite_edited=args.overwrite_edited,
         cache_dir=args.cache_dir,
     )
+    cluster = cluster_settings(args)
+    if cluster is not None:
+        from .cluster_run import run_on_cluster  # imports Dask: only when a cluster run is asked for
+
+        return run_on_cluster(recordings, model, options, cluster, output=args.output)
     loaded = _LazyModel(model, options)  # loaded once, at the first recording that gets that far
 
     def work(recording: Recording, stop: StopRequest) -> Finished:
@@ -116,7 +139,36 @@ def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         return _run_one(recording, model, dataclasses.replace(options, output=output), loaded, stop)
 
     return for_each_recording(recordings, work, COLUMNS,
-                              stop_note="stopped by Ctrl-C; run the same command again to continue.")
+                              stop_note="stopped by Ctrl-C; run the same command again to continue.",
+                              min_confidence=args.min_confidence)
+
+
+def _check_input_size(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
+    """The network input's edges within the engine's limits, before a recording is read."""
+    if args.max_input_size is not None:
+        if args.max_input_size < args.input_size:
+            parser.error(f"--max-input-size {args.max_input_size} is below --input-size {args.input_size}: "
+                         "the longest edge cannot be shorter than the shortest")
+        return
+    longest = default_max_input_size(args.input_size)
+    if longest > MAX_INPUT_SIZE:
+        parser.error(f"--input-size {args.input_size} makes the longest edge {longest} px, more than the "
+                     f"{MAX_INPUT_SIZE} px the engine takes: add --max-input-size {MAX_INPUT_SIZE} (or less)")
+
+
+def _check_model(args: argparse.Namespace) -> None:
+    """A model name the zoo knows and weights this user can read, before a recording is read."""
+    from ..engine import zoo
+
+    zoo.get_config(args.model)  # an unknown name: an error listing the names
+    weights = args.weights
+    if weights is None:
+        return
+    if not weights.is_file():
+        raise DensePoseGazeError(f"--weights {weights} is not a file: pass an existing checkpoint.")
+    if not os.access(weights, os.R_OK):
+        raise DensePoseGazeError(f"--weights {weights} cannot be read by this user: make it readable "
+                                 "(chmod a+r) or copy it to a folder of yours.")
 
 
 class _LazyModel:
@@ -137,6 +189,9 @@ class _LazyModel:
                 self._loaded = load_model(self._model, self._options, download_progress=True)
             except DensePoseGazeError as exc:
                 raise Abort(exc) from exc  # nothing can run without the model
+            except OSError as exc:  # the weights or their cache folder: unreadable, or a full disk
+                raise Abort(DensePoseGazeError(f"Cannot load the weights of {self._model.model}: "
+                                               f"{file_problem(exc)}.")) from exc
             print(f"Model: {self._loaded.predictor!r}", file=sys.stderr)
         return self._loaded
 
@@ -152,8 +207,12 @@ def _run_one(
     if stop():  # Ctrl-C while the model loaded
         return Finished("not started", {})
     store = prepared.store
-    pending = len(store.pending(prepared.frames.tolist(), overwrite_edited=options.overwrite_edited))
-    bar = progress_bar(recording.name, pending)
+    pending = store.pending(prepared.frames.tolist(), overwrite_edited=options.overwrite_edited)
+    damaged = len(set(pending) & set(store.processed_frames().tolist()) - set(store.edited_frames().tolist()))
+    if damaged:
+        print(f"note: {recording.name}: {damaged} damaged frame(s) of {store.folder} are computed again.",
+              file=sys.stderr)
+    bar = progress_bar(recording.name, len(pending))
     try:
         summary = pipeline.run_densepose(
             recording, prepared.predictor, store, prepared.frames,
@@ -167,7 +226,7 @@ def _run_one(
     rate = summary.frames_per_s
     return Finished("stopped" if summary.cancelled else "done", {
         "frames done": f"{summary.processed}/{summary.selected}",
-        "skipped": str(summary.skipped_done + summary.skipped_edited),
+        "skipped": str(summary.skipped_done + summary.skipped_edited + summary.skipped_claimed),
         "time [s]": f"{summary.seconds:.1f}",
         "frames/s": f"{rate:.2f}",
     })

@@ -65,7 +65,7 @@ def weights_state(name: str | Path | ModelConfig, cache_dir: str | Path | None =
     """
     cfg = _as_config(name)
     if cfg is None:
-        return "local" if Path(name).is_file() else "missing"  # type: ignore[arg-type]
+        return "local" if Path(name).is_file() else "missing"
     path = cached_path(cfg, cache_dir)
     return "downloaded" if path.is_file() and path.stat().st_size > 0 else "missing"
 
@@ -84,7 +84,7 @@ def resolve_weights(
     """
     cfg = _as_config(name_or_path)
     if cfg is None:
-        path = Path(name_or_path).expanduser()  # type: ignore[arg-type]
+        path = Path(name_or_path).expanduser()
         if not path.is_file():
             raise DensePoseGazeError(
                 f"Weights file {path} does not exist. Pass an existing checkpoint with --weights "

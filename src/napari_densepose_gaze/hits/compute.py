@@ -30,6 +30,19 @@ def _person_ids(store: ResultsStore) -> pd.DataFrame:
     return link_detections(detections, store.processed_frames())
 
 
+def _refuse_damaged(store: ResultsStore, processed: np.ndarray) -> None:
+    # zarr reads a deleted chunk as an empty frame: a damaged "processed" frame would count as
+    # "no part" in every table, silently, so the tables are refused until it is recomputed
+    damaged = store.verify(processed)
+    if damaged:
+        listed = "; ".join(f"frame {frame}: {problem}" for frame, problem in damaged[:5])
+        more = f" (and {len(damaged) - 5} more)" if len(damaged) > 5 else ""
+        raise DensePoseGazeError(
+            f"The results store {store.folder} has {len(damaged)} damaged frame(s): {listed}{more}. "
+            "Run DensePose on the recording again (damaged frames are recomputed), then compute the hits."
+        )
+
+
 def compute_hits(
     recording: Recording,
     store: ResultsStore,
@@ -53,12 +66,14 @@ def compute_hits(
             f"{recording.frame_size[0]}x{recording.frame_size[1]} px: open the store made for this recording."
         )
     if settings is None:
-        settings = default_radius(recording.scene_camera, recording.frame_size)
+        settings = default_radius(recording.scene_camera, recording.frame_size, recording.info)
+    processed = store.processed_frames()
+    _refuse_damaged(store, processed)
     return hits_from_samples(
         recording.gaze_samples,
         store.labels,
         store.persons,
-        store.processed_frames(),
+        processed,
         settings=settings,
         scene_camera=recording.scene_camera,
         fixations=recording.fixations,
@@ -66,6 +81,7 @@ def compute_hits(
         frame_in_order=recording.frame_in_order,
         person_ids=person_ids if person_ids is not None else _person_ids(store),
         progress=progress,
+        head_uv=store.head_uv,
     )
 
 
@@ -82,13 +98,17 @@ def hits_from_samples(
     frame_in_order: np.ndarray | None = None,
     person_ids: pd.DataFrame | None = None,
     progress: Progress | None = None,
+    head_uv: tuple[Any, Any] | None = None,
 ) -> HitTables:
-    """:func:`compute_hits` on arrays: flagged samples, label and person volumes, processed frames."""
+    """:func:`compute_hits` on arrays: flagged samples, label and person volumes, processed frames.
+
+    ``head_uv``: the head U, V code volumes (:attr:`.ResultsStore.head_uv`); None gives head hits no region.
+    """
     frame_timestamps = np.asarray(frame_timestamps, dtype=np.int64)
     samples = samples.sort_values("timestamp [ns]", kind="stable", ignore_index=True)
     radius = radius_px(samples["gaze x [px]"], samples["gaze y [px]"], settings, scene_camera)
     table = sample_hits(samples, labels, persons, processed, radius_px=radius, person_ids=person_ids,
-                        progress=progress)
+                        progress=progress, head_uv=head_uv)
     durations = sample_durations(table["timestamp [ns]"].to_numpy(dtype=np.int64), settings.max_gap_ms)
     table.insert(table.columns.get_loc("frame") + 1, "sample duration [ns]", durations)
     context = HitContext(
@@ -109,6 +129,7 @@ def update_frames(
     processed: Any,
     *,
     person_ids: pd.DataFrame | None = None,
+    head_uv: tuple[Any, Any] | None = None,
 ) -> HitTables:
     """New tables after ``frames`` changed (painted, re-run, reset): see :meth:`HitTables.updated`."""
-    return tables.updated(frames, labels, persons, processed, person_ids=person_ids)
+    return tables.updated(frames, labels, persons, processed, person_ids=person_ids, head_uv=head_uv)

@@ -3,6 +3,12 @@
 :func:`sample_hits` adds the hit columns to flagged gaze samples, reading the
 label and person volumes one frame at a time; :func:`redo_frames` looks the
 samples of some frames up again after those frames changed.
+
+On the head patches the hit pixel also names a head region (eye, nose, mouth,
+rest of face, back or side of the head: :mod:`..face_regions`), from the head
+U, V volumes when there are any; the tolerant hit's region is the region of
+the same nearest pixel that gives its part. The hit person's head yaw on that
+frame comes with it (:func:`~napari_densepose_gaze.face_regions.head_poses`).
 """
 
 from __future__ import annotations
@@ -14,7 +20,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..parts import PART_GROUPS, PART_NAMES
+from ..errors import DensePoseGazeError
+from ..face_regions import decode_uv, head_poses, region_ids, region_names
+from ..parts import MAX_PART, PART_GROUPS, PART_NAMES
 from ..tracking import person_id_lookup
 from .radius import DEFAULT_MAX_GAP_MS
 
@@ -31,7 +39,8 @@ STATUSES = (*_STATUS_FLAGS, "frame not processed", "on part", "near part", "no p
 #: the columns :func:`sample_hits` adds to the flagged samples
 HIT_COLUMNS = ("frame processed", "assessed", "status", "radius [px]", "part id", "part", "group", "person",
                "person id", "hit part id", "hit part", "hit group", "hit person", "hit person id",
-               "distance [px]", "hit x [px]", "hit y [px]", "parts in radius")
+               "distance [px]", "hit x [px]", "hit y [px]", "parts in radius",
+               "region", "hit region", "head yaw [deg]", "facing wearer", "facing confidence")
 _BACKGROUND_NAME = "background"
 
 
@@ -71,6 +80,7 @@ def look_up(
     labels: Any,
     persons: Any,
     progress: Progress | None = None,
+    head_uv: tuple[Any, Any] | None = None,
 ) -> dict[str, np.ndarray]:
     """Exact and tolerant hits of gaze points inside the image, reading one frame at a time.
 
@@ -80,7 +90,11 @@ def look_up(
     ``distance`` (NaN: no part within the radius), ``hit_x``, ``hit_y`` (the hit
     pixel's centre) and ``in_radius`` (the ids,
     0 for background, of the pixels whose centre lies within the radius plus the
-    pixel under the point, as ``"0;2;23"``).
+    pixel under the point, as ``"0;2;23"``), ``region`` and ``hit_region``
+    (head region ids of the pixel under the point and of the hit pixel, 0 off
+    the head; 7 on the head without U, V, as where ``head_uv`` is None) and
+    ``yaw``, ``facing`` (1 yes, 0 no, -1 unknown), ``confidence``: the hit
+    person's head pose on the frame (NaN / -1 without U, V).
     """
     n = len(frames)
     part = np.zeros(n, dtype=np.int64)
@@ -91,6 +105,11 @@ def look_up(
     hit_x = np.full(n, np.nan)
     hit_y = np.full(n, np.nan)
     in_radius = np.empty(n, dtype=object)
+    region = np.zeros(n, dtype=np.int64)
+    hit_region = np.zeros(n, dtype=np.int64)
+    yaw = np.full(n, np.nan)
+    facing = np.full(n, -1, dtype=np.int64)
+    confidence = np.full(n, np.nan)
     _, height, width = labels.shape
     col = np.floor(x).astype(np.int64)
     row = np.floor(y).astype(np.int64)
@@ -110,8 +129,16 @@ def look_up(
         top, bottom = int(r_lo[group].min()), int(r_hi[group].max()) + 1
         left, right = int(c_lo[group].min()), int(c_hi[group].max()) + 1
         lab = np.asarray(labels[f, top:bottom, left:right])
+        if lab.size and int(lab.max()) > MAX_PART:
+            # an id no part has (written around the napari layer, e.g. by a script): no table may name it
+            raise DensePoseGazeError(
+                f"Frame {f} of the results holds the label {int(lab.max())}, which is no DensePose part "
+                f"(1..{MAX_PART}, 0 background): paint those pixels with a part or with background in napari, "
+                "then compute the hits again."
+            )
         # persons matter only where there are parts: skip decoding them otherwise
         per = np.asarray(persons[f, top:bottom, left:right]) if lab.any() else np.zeros_like(lab)
+        reg = _regions(lab, head_uv, f, (slice(top, bottom), slice(left, right)))
         for j in group:
             rows = np.arange(r_lo[j], r_hi[j] + 1)
             cols = np.arange(c_lo[j], c_hi[j] + 1)
@@ -122,24 +149,47 @@ def look_up(
             under = (row[j] - rows[0], col[j] - cols[0])
             disc[under] = True
             in_radius[j] = ";".join(str(v) for v in np.unique(window[disc]))
+            regions = reg[rows[0] - top : rows[-1] + 1 - top, cols[0] - left : cols[-1] + 1 - left]
             part[j] = window[under]
             person[j] = owners[under] if part[j] else 0
+            region[j] = regions[under]
             if part[j]:
                 hit_part[j], hit_person[j], distance[j] = part[j], person[j], 0.0
                 hit_x[j], hit_y[j] = col[j] + 0.5, row[j] + 0.5
+                hit_region[j] = region[j]
                 continue
             candidates = np.where(disc & (window > 0), d2, np.inf)
             k = int(np.argmin(candidates))  # first minimum in row-major order
             if np.isfinite(candidates.flat[k]):
                 hit_part[j] = window.flat[k]
                 hit_person[j] = owners.flat[k]
+                hit_region[j] = regions.flat[k]
                 distance[j] = math.sqrt(candidates.flat[k])
                 hit_y[j] = rows[k // len(cols)] + 0.5
                 hit_x[j] = cols[k % len(cols)] + 0.5
+        people = sorted({int(p) for p in hit_person[group] if p})
+        if head_uv is not None and people:
+            # a head's orientation needs all of it, not the window: read the whole frame
+            poses = head_poses(np.asarray(labels[f]), np.asarray(persons[f]), decode_uv(np.asarray(head_uv[0][f])),
+                               people).set_index("person")
+            for j in group:
+                if hit_person[j] and poses.at[int(hit_person[j]), "head pixels"] > 0:
+                    pose = poses.loc[int(hit_person[j])]
+                    yaw[j], confidence[j] = pose["head yaw [deg]"], pose["facing confidence"]
+                    facing[j] = int(bool(pose["facing wearer"]))
     if progress is not None:
         progress(len(groups), len(groups))
     return {"part": part, "person": person, "hit_part": hit_part, "hit_person": hit_person,
-            "distance": distance, "hit_x": hit_x, "hit_y": hit_y, "in_radius": in_radius}
+            "distance": distance, "hit_x": hit_x, "hit_y": hit_y, "in_radius": in_radius,
+            "region": region, "hit_region": hit_region, "yaw": yaw, "facing": facing, "confidence": confidence}
+
+
+def _regions(lab: np.ndarray, head_uv: tuple[Any, Any] | None, frame: int, window: tuple[slice, slice]) -> np.ndarray:
+    """Head region ids of a window of labels (U, V read only where it shows a head)."""
+    if head_uv is None or not np.isin(lab, (23, 24)).any():
+        return region_ids(lab, np.full(lab.shape, np.nan), np.full(lab.shape, np.nan))
+    u, v = (decode_uv(np.asarray(codes[(frame, *window)])) for codes in head_uv)
+    return region_ids(lab, u, v)
 
 
 def _status(
@@ -175,6 +225,7 @@ def sample_hits(
     radius_px: np.ndarray | float,
     person_ids: pd.DataFrame | None = None,
     progress: Progress | None = None,
+    head_uv: tuple[Any, Any] | None = None,
 ) -> pd.DataFrame:
     """``samples`` (from :func:`~napari_densepose_gaze.gaze.flag_gaze`) with hit columns.
 
@@ -184,6 +235,8 @@ def sample_hits(
     ``processed`` holds the processed frame indices (or a boolean mask per
     frame). ``person_ids`` maps ``(frame, person)`` to a stable ``person id``.
     ``progress(done, total)`` is called per frame read; raising in it cancels.
+    ``head_uv`` are the store's head U, V code volumes (:attr:`.ResultsStore.head_uv`);
+    without them hits on the head have the region "head, region unknown".
     """
     out = samples.copy()
     n_frames = labels.shape[0]
@@ -204,6 +257,7 @@ def sample_hits(
         labels,
         persons,
         progress,
+        head_uv,
     )
     lookup = person_id_lookup(person_ids)
 
@@ -247,6 +301,18 @@ def sample_hits(
     in_radius = pd.Series(None, index=out.index, dtype=object)
     in_radius.iloc[idx] = found["in_radius"]
     out["parts in radius"] = in_radius
+    for name, key in (("region", "region"), ("hit region", "hit_region")):
+        out[name] = region_names(column(found[key], zero_is_missing=True))
+    values = np.full(len(out), np.nan)
+    values[idx] = found["yaw"]
+    out["head yaw [deg]"] = values
+    facing = pd.Series(pd.NA, index=out.index, dtype="boolean")
+    known = found["facing"] >= 0
+    facing.iloc[idx[known]] = found["facing"][known].astype(bool)
+    out["facing wearer"] = facing
+    values = np.full(len(out), np.nan)
+    values[idx] = found["confidence"]
+    out["facing confidence"] = values
     return out
 
 
@@ -258,6 +324,7 @@ def redo_frames(
     processed: Any,
     *,
     person_ids: pd.DataFrame | None = None,
+    head_uv: tuple[Any, Any] | None = None,
 ) -> pd.DataFrame:
     """``samples`` (a :func:`sample_hits` table) with the samples on ``frames`` looked up again, at their radius."""
     wanted = np.isin(samples["frame"].to_numpy(dtype=np.int64), np.asarray(list(frames), dtype=np.int64))
@@ -266,6 +333,6 @@ def redo_frames(
     part = samples[wanted]
     base = part[[c for c in part.columns if c not in HIT_COLUMNS]]
     redone = sample_hits(base, labels, persons, processed, radius_px=part["radius [px]"].to_numpy(),
-                         person_ids=person_ids)
+                         person_ids=person_ids, head_uv=head_uv)
     merged = pd.concat([samples[~wanted], redone[samples.columns]]).sort_index()
     return merged.astype(samples.dtypes.to_dict())

@@ -106,17 +106,17 @@ def radius_px(
     if not finite.any() or settings.radius == 0:
         out[finite] = 0.0
         return out
-    points = _covered(np.column_stack([x[finite], y[finite]]), intrinsics)
-    out[finite] = cone_radius(undistort(points, intrinsics), intrinsics, math.radians(settings.radius))
+    normalized = _covered(np.column_stack([x[finite], y[finite]]), intrinsics)
+    out[finite] = cone_radius(normalized, intrinsics, math.radians(settings.radius))
     return out
 
 
 def _covered(points: np.ndarray, intrinsics: Intrinsics) -> np.ndarray:
-    """Each point, or where the lens model stops covering the field, the last point towards the centre it maps."""
+    """The undistorted points; beyond the lens model's field, the last point towards the centre that it maps."""
     normalized = undistort(points, intrinsics)
     bad = ~valid_pixels(points, normalized, intrinsics)
     if not bad.any():
-        return points
+        return normalized
     centre = np.asarray(intrinsics.principal_point)
     outward = points[bad] - centre
     low, high = np.zeros(int(bad.sum())), np.ones(int(bad.sum()))  # the principal point always maps
@@ -126,6 +126,5 @@ def _covered(points: np.ndarray, intrinsics: Intrinsics) -> np.ndarray:
         ok = valid_pixels(trial, undistort(trial, intrinsics), intrinsics)
         low = np.where(ok, mid, low)
         high = np.where(ok, high, mid)
-    points = points.copy()
-    points[bad] = centre + low[:, None] * outward
-    return points
+    normalized[bad] = undistort(centre + low[:, None] * outward, intrinsics)
+    return normalized

@@ -1,7 +1,9 @@
 """The columns of the hit tables: which each table has, what each means, and their documented order.
 
 The exported CSVs (:mod:`napari_densepose_gaze.hit_export`), docs/hits.md and the
-widget's table views all show the columns in this order.
+widget's table views all show the columns in this order. The head-region and
+head-pose columns came later and stay at the end of each table, so files read
+by column position keep working.
 """
 
 from __future__ import annotations
@@ -17,6 +19,13 @@ _SUMMARY = {
     "first hit timestamp [ns]": "time of its first hit sample (UTC ns; empty if never hit)",
     "first hit [s]": "seconds from the first video frame to its first hit",
     "share of worn time": "dwell time / worn time on processed frames",
+}
+#: the head columns a frame and a fixation end with
+_HEAD = {
+    "region": "majority head region of the samples on the majority part (empty unless the head)",
+    "head yaw [deg]": "head yaw of the majority person (0 faces the camera, +90 its left ear, +-180 away)",
+    "facing wearer": "that head faces the scene camera (|yaw| <= 30 deg); head orientation, not eye contact",
+    "facing confidence": "0..1: head size, consistency of its U, V, distance of the yaw from 30 deg",
 }
 _MAJORITY = {
     "part id": "majority tolerant-hit part of the assessed samples (0 background; empty if none assessed)",
@@ -51,6 +60,11 @@ COLUMNS: dict[str, dict[str, str]] = {
         "distance [px]": "gaze point to the hit pixel's centre (0 on a part; empty: no hit)",
         "hit x [px]": "centre of the hit pixel (col + 0.5)", "hit y [px]": "centre of the hit pixel (row + 0.5)",
         "parts in radius": "ids of all labels within the radius, ';'-separated",
+        "region": "head region under the gaze point (empty off the head)",
+        "hit region": "head region of the hit pixel (eye, nose, mouth, rest of face, back or side of head)",
+        "head yaw [deg]": "head yaw of the hit person on this frame (empty: no head U, V)",
+        "facing wearer": "the hit person's head faces the scene camera",
+        "facing confidence": _HEAD["facing confidence"],
     },
     "frames": {
         "frame": "video frame index",
@@ -63,6 +77,7 @@ COLUMNS: dict[str, dict[str, str]] = {
         **{k: v for k, v in _MAJORITY.items() if k != "person id"},
         "person": "detection index of the majority person",
         "person id": _MAJORITY["person id"],
+        **_HEAD,
     },
     "fixations": {
         "fixation id": "as in fixations.csv",
@@ -72,10 +87,17 @@ COLUMNS: dict[str, dict[str, str]] = {
         "start frame": "frame at the start", "end frame": "frame at the end",
         "samples": "gaze samples of the fixation", "assessed samples": "of those, assessed",
         **_MAJORITY,
+        **_HEAD,
     },
     "parts": {"part id": "DensePose part id 1..24", "part": "name", "group": "coarse group", **_SUMMARY},
     "groups": {"group": "coarse group (head, torso, hands, arms, legs, feet with sides)", **_SUMMARY},
     "persons": {"person id": "stable person id (empty: a hit pixel without detection)", **_SUMMARY},
+    "regions": {
+        "person id": "stable person id (empty: a hit pixel without detection)",
+        "region": "head region (docs/hits.md, Head regions)",
+        "on face": "the region is part of the face (eyes, nose, mouth, rest of face)",
+        **{k: v.replace("majority part", "majority region") for k, v in _SUMMARY.items()},
+    },
 }
 
 

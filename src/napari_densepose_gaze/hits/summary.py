@@ -1,8 +1,12 @@
-"""The summary tables of a hit computation: per frame, per fixation, per part, group and person.
+"""The summary tables of a hit computation: per frame, per fixation, per part, group, person and head region.
 
 :func:`summarize` builds them all from the per-sample table of
 :mod:`.lookup`; majorities, dwell time and worn time follow the package
-docstring's definitions.
+docstring's definitions. Head regions: a frame's or fixation's ``region`` is
+the most common hit region among its samples on its majority part (ties: the
+region listed first in :data:`~napari_densepose_gaze.face_regions.REGION_NAMES`),
+empty unless that part is 23 or 24; its head yaw is that of its majority
+person (the circular mean over a fixation's samples on that person).
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from ..face_regions import FACE_REGIONS, FACING_MAX_DEG, REGION_NAMES
 from ..gaze import fixation_frames
 from ..parts import PART_GROUPS, PART_NAMES
 from .lookup import id_names, redo_frames
@@ -46,7 +51,10 @@ class HitTables:
 
     ``samples``: one row per gaze sample; ``frames``: one per frame with
     samples; ``fixations``: one per fixation; ``parts`` (24 rows), ``groups``
-    and ``persons``: summaries of tolerant hits.
+    and ``persons``: summaries of tolerant hits; ``regions``: a summary per
+    person and head region with hits (also one of the face files of
+    :mod:`~napari_densepose_gaze.face_export`).
+    ``head_uv`` are the volumes the samples were looked up with, reused by :meth:`refresh`.
     """
 
     samples: pd.DataFrame
@@ -57,13 +65,17 @@ class HitTables:
     persons: pd.DataFrame
     settings: HitSettings
     context: HitContext = field(repr=False)
+    regions: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=list(COLUMNS["regions"])))
 
     def tables(self) -> dict[str, pd.DataFrame]:
-        """The six tables by name (``samples``, ``frames``, ``fixations``, ``parts``, ``groups``, ``persons``)."""
-        return {name: getattr(self, name) for name in ("samples", "frames", "fixations", "parts", "groups", "persons")}
+        """Every table by name: ``samples``, ``frames``, ``fixations``, ``parts``, ``groups``, ``persons`` and
+        ``regions``."""
+        return {name: getattr(self, name)
+                for name in ("samples", "frames", "fixations", "parts", "groups", "persons", "regions")}
 
     def updated(
-        self, frames: Any, labels: Any, persons: Any, processed: Any, *, person_ids: pd.DataFrame | None = None
+        self, frames: Any, labels: Any, persons: Any, processed: Any, *, person_ids: pd.DataFrame | None = None,
+        head_uv: tuple[Any, Any] | None = None,
     ) -> HitTables:
         """New tables after ``frames`` changed (painted, re-run, reset): only their samples are looked up again.
 
@@ -72,12 +84,14 @@ class HitTables:
         """
         if person_ids is None:
             person_ids = self.context.person_ids
-        samples = redo_frames(self.samples, frames, labels, persons, processed, person_ids=person_ids)
+        samples = redo_frames(self.samples, frames, labels, persons, processed, person_ids=person_ids,
+                              head_uv=head_uv)
         return summarize(samples, replace(self.context, person_ids=person_ids), self.settings)
 
     def refresh(self, store: ResultsStore, frames: Any, *, person_ids: pd.DataFrame | None = None) -> HitTables:
         """:meth:`updated` reading the results store (after a person edited ``frames``)."""
-        return self.updated(frames, store.labels, store.persons, store.processed_frames(), person_ids=person_ids)
+        return self.updated(frames, store.labels, store.persons, store.processed_frames(), person_ids=person_ids,
+                            head_uv=store.head_uv)
 
 
 def _majority(rows: pd.DataFrame, by: str) -> pd.DataFrame:
@@ -144,7 +158,47 @@ def _frame_table(samples: pd.DataFrame, frame_timestamps: np.ndarray) -> pd.Data
         table[c] = table[c].astype("Int64")
     for c in ("gaze x [px]", "gaze y [px]", "distance [px]"):
         table[c] = _float(table[c])
+    table = _with_head(table, on[on["assessed"]], "frame", "person")
     return table[list(COLUMNS["frames"])]
+
+
+_REGION_ORDER = {name: i for i, name in enumerate(REGION_NAMES.values())}
+_FACE_NAMES = frozenset(REGION_NAMES[r] for r in FACE_REGIONS)
+
+
+def _with_head(table: pd.DataFrame, rows: pd.DataFrame, by: str, who: str) -> pd.DataFrame:
+    """``table`` (one row per ``by``) with the majority head region and the head pose of its majority person.
+
+    ``who`` is the table's majority-person column (``person`` per frame,
+    ``person id`` per fixation), matched with the samples' ``hit person`` / ``hit person id``.
+    """
+    hit_who = "hit " + who
+    keyed = table.set_index(by)
+    part = _ints(keyed["part id"].reindex(rows[by]))
+    person = _ints(keyed[who].reindex(rows[by]))
+    on_part = rows[(_ints(rows["hit part id"]) == part) & rows["hit region"].notna().to_numpy()]
+    counts = pd.DataFrame({by: on_part[by].to_numpy(), "region": on_part["hit region"].to_numpy()})
+    counts = counts.value_counts().rename("n").reset_index()
+    counts["order"] = counts["region"].map(_REGION_ORDER)
+    counts = counts.sort_values([by, "n", "order"], ascending=[True, False, True]).drop_duplicates(by)
+    region = counts.set_index(by)["region"]
+    same = rows[(_ints(rows[hit_who]) == person) & (person >= 0) & rows["head yaw [deg]"].notna().to_numpy()]
+    yaw_rad = np.deg2rad(same["head yaw [deg]"].to_numpy(dtype=np.float64))
+    poses = pd.DataFrame({by: same[by].to_numpy(), "s": np.sin(yaw_rad), "c": np.cos(yaw_rad),
+                          "conf": same["facing confidence"].to_numpy(dtype=np.float64)}).groupby(by)
+    sums = poses[["s", "c"]].sum()
+    yaw = pd.Series(np.degrees(np.arctan2(sums["s"], sums["c"])), index=sums.index)
+    out = table.copy()
+    index = out[by]
+    out["region"] = region.reindex(index).to_numpy(dtype=object)
+    out["region"] = out["region"].where(pd.notna(out["region"]), None)
+    out["head yaw [deg]"] = yaw.reindex(index).to_numpy(dtype=np.float64)
+    facing = pd.Series(pd.NA, index=out.index, dtype="boolean")
+    known = np.isfinite(out["head yaw [deg]"].to_numpy())
+    facing[known] = np.abs(out["head yaw [deg]"].to_numpy()[known]) <= FACING_MAX_DEG
+    out["facing wearer"] = facing
+    out["facing confidence"] = poses["conf"].mean().reindex(index).to_numpy(dtype=np.float64)
+    return out
 
 
 def _sample_fixation_ids(samples: pd.DataFrame, fixations: pd.DataFrame) -> pd.Series:
@@ -197,7 +251,15 @@ def _fixation_table(samples: pd.DataFrame, context: HitContext) -> pd.DataFrame:
     table["distance [px]"] = _float(table["distance [px]"])
     for c in ("start frame", "end frame"):
         table[c] = table[c].astype("Int64")
+    assessed = with_id[with_id["assessed"]]
+    table = _with_head(table, assessed.assign(**{"fixation id": assessed["fixation id"].astype("Int64")}),
+                       "fixation id", "person id")
     return table[[c for c in COLUMNS["fixations"] if c in table]].reset_index(drop=True)
+
+
+def _ints(values: pd.Series) -> np.ndarray:
+    """int64 values with -1 for missing (ids and part ids are never negative)."""
+    return pd.to_numeric(values, errors="coerce").fillna(-1).to_numpy(dtype=np.int64)
 
 
 def _float(values: pd.Series) -> np.ndarray:
@@ -262,5 +324,23 @@ def summarize(samples: pd.DataFrame, context: HitContext, settings: HitSettings)
     keys = [k for k in keys if k >= 0] + [k for k in keys if k < 0]
     persons = _summary(samples, person_key, fixation_person, keys, start_ns, "person id")
     persons["person id"] = pd.array([k if k >= 0 else pd.NA for k in keys], dtype="Int64")
+    regions = _region_table(samples, fixations, start_ns)
     return HitTables(samples=samples, frames=frames, fixations=fixations, parts=parts, groups=groups,
-                     persons=persons, settings=settings, context=context)
+                     persons=persons, settings=settings, context=context, regions=regions)
+
+
+def _region_table(samples: pd.DataFrame, fixations: pd.DataFrame, start_ns: int) -> pd.DataFrame:
+    """:func:`_summary` per person and head region, for the pairs with tolerant hits; person order as ``persons``."""
+    person = samples["hit person id"].fillna(-1).astype(np.int64).astype(str)
+    sample_key = (person + "|" + samples["hit region"].astype(object).fillna("")).where(samples["hit region"].notna())
+    fixation_key = (fixations["person id"].fillna(-1).astype(np.int64).astype(str) + "|"
+                    + fixations["region"].astype(object).fillna("")).where(fixations["region"].notna())
+    is_hit = samples["assessed"] & sample_key.notna()
+    pairs = {(int(k.split("|")[0]), k.split("|", 1)[1]) for k in sample_key[is_hit].unique()}
+    ordered = sorted(pairs, key=lambda pr: (pr[0] < 0, pr[0], _REGION_ORDER[pr[1]]))
+    keys = [f"{p}|{r}" for p, r in ordered]
+    table = _summary(samples, sample_key, fixation_key, keys, start_ns, "key")
+    table.insert(0, "person id", pd.array([p if p >= 0 else pd.NA for p, _ in ordered], dtype="Int64"))
+    table.insert(1, "region", pd.Series([r for _, r in ordered], dtype=object))
+    table.insert(2, "on face", [r in _FACE_NAMES for _, r in ordered])
+    return table.drop(columns="key")[list(COLUMNS["regions"])]

@@ -26,6 +26,7 @@ from ..sources.native_neon import (
     WORN_DTYPE,
 )
 from .cloud_tables import CloudTables, read_cloud_tables, write_cloud_recording
+from .export import distortion_of
 
 __all__ = ["write_native_neon_recording", "native_neon_recording_from"]
 
@@ -117,7 +118,7 @@ def _calibration(camera: dict) -> np.ndarray:
     record["version"] = 1
     record["serial"] = str(camera.get("serial_number", ""))[:6].encode("ascii")
     record["scene_camera_matrix"] = np.asarray(camera["camera_matrix"], dtype=np.float64)
-    record["scene_distortion_coefficients"] = np.ravel(camera["dist_coefs"])
+    record["scene_distortion_coefficients"] = np.ravel(distortion_of(camera))
     for eye in ("scene", "right", "left"):
         record[f"{eye}_extrinsics_affine_matrix"] = np.eye(4)
     return record

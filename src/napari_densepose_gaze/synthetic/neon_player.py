@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from .cloud_tables import CloudTables, read_cloud_tables, write_cloud_recording
+from .export import distortion_of
 
 __all__ = ["write_neon_player_export", "neon_player_export_from"]
 
@@ -74,7 +75,7 @@ def neon_player_export_from(cloud: CloudTables | str | Path, folder: str | Path,
         "version": 1,
         "serial": str(camera.get("serial_number", ""))[:6],
         "scene_camera_matrix": camera["camera_matrix"],
-        "scene_distortion_coefficients": np.ravel(camera["dist_coefs"]).tolist(),
+        "scene_distortion_coefficients": np.ravel(distortion_of(camera)).tolist(),
         "scene_extrinsics_affine_matrix": np.eye(4).tolist(),
         "crc": 0,
     }

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from .cloud_tables import CloudTables, read_cloud_tables, write_cloud_recording
+from .export import distortion_of
 
 __all__ = ["PUPIL_TIME_START_S", "HIGH_CONFIDENCE", "LOW_CONFIDENCE", "write_pupil_core_recording",
            "pupil_core_recording_from"]
@@ -130,6 +131,6 @@ def _write_intrinsics(path: Path, camera: dict, size: tuple[int, int]) -> None:
 
     path.write_bytes(msgpack.packb({
         "version": 1,
-        str(tuple(size)): {"camera_matrix": camera["camera_matrix"], "dist_coefs": camera["dist_coefs"],
+        str(tuple(size)): {"camera_matrix": camera["camera_matrix"], "dist_coefs": distortion_of(camera),
                            "resolution": list(size), "cam_type": "radial"},
     }))

@@ -11,4 +11,4 @@ import sys
 # remote desktops) crashes the process with a segmentation fault. The engine
 # never compiles kernels, so inside napari triton is simply kept out; a
 # process that already imported it keeps it.
-sys.modules.setdefault("triton", None)  # type: ignore[arg-type]
+sys.modules.setdefault("triton", None)

@@ -13,7 +13,7 @@ from ..hits.colors import gaze_colors
 if TYPE_CHECKING:
     from napari.layers import Points
 
-__all__ = ["VIEWS", "GazeRings", "row_target"]
+__all__ = ["VIEWS", "GazeRings", "row_target", "rows_of_frame"]
 
 #: view name in the selector -> table of :class:`HitTables`
 VIEWS = {
@@ -32,6 +32,9 @@ def row_target(view: str, row: pd.Series, tables: HitTables) -> tuple[int, float
     if view in ("frames", "samples"):
         frame, x, y = row["frame"], row["gaze x [px]"], row["gaze y [px]"]
     elif view == "fixations":
+        decided = _deciding_frame(row, tables.samples)
+        if decided is not None:
+            return decided
         frame, x, y = row["start frame"], row.get("fixation x [px]", np.nan), row.get("fixation y [px]", np.nan)
     else:
         first = row["first hit timestamp [ns]"]
@@ -48,6 +51,41 @@ def row_target(view: str, row: pd.Series, tables: HitTables) -> tuple[int, float
     if pd.isna(frame) or int(frame) < 0:
         return None
     return int(frame), _as_float(y), _as_float(x)
+
+
+def _deciding_frame(fixation: pd.Series, samples: pd.DataFrame) -> tuple[int, float, float] | None:
+    """(frame, y, x) of the frame whose labels decided a fixation's part: most of its samples on that part.
+
+    With one frame per fixation processed, that is the key frame, not the
+    first frame of the fixation (which has no results). None: no sample of the
+    fixation was assessed.
+    """
+    start, end = fixation.get("start timestamp [ns]"), fixation.get("end timestamp [ns]")
+    if pd.isna(start) or pd.isna(end) or samples.empty:
+        return None
+    ts = samples["timestamp [ns]"].to_numpy(dtype=np.int64)
+    inside = (ts >= int(start)) & (ts <= int(end)) & samples["assessed"].to_numpy(dtype=bool)
+    mine = samples[inside]
+    part = fixation.get("part id")
+    if not pd.isna(part):
+        on_part = mine[mine["hit part id"].fillna(-1).to_numpy() == int(part)]
+        mine = on_part if len(on_part) else mine
+    if mine.empty:
+        return None
+    frame = int(mine["frame"].value_counts(sort=True).index[0])
+    on_frame = mine[mine["frame"] == frame]
+    return frame, float(on_frame["gaze y [px]"].mean()), float(on_frame["gaze x [px]"].mean())
+
+
+def rows_of_frame(view: str, frame: int, table: pd.DataFrame) -> np.ndarray:
+    """Row numbers of ``table`` (the ``view`` shown) that belong to ``frame``: its frame, samples or fixation."""
+    if view in ("frames", "samples") and "frame" in table:
+        return np.flatnonzero(table["frame"].to_numpy() == frame)
+    if view == "fixations" and {"start frame", "end frame"} <= set(table.columns):
+        first = table["start frame"].astype("Float64").to_numpy(dtype=np.float64, na_value=np.nan)
+        last = table["end frame"].astype("Float64").to_numpy(dtype=np.float64, na_value=np.nan)
+        return np.flatnonzero((first <= frame) & (frame <= last))
+    return np.zeros(0, np.int64)
 
 
 def _as_float(value: Any) -> float:

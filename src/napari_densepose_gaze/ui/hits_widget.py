@@ -36,13 +36,15 @@ from ..errors import DensePoseGazeError
 from ..figures import write_report
 from ..hit_export import FILE_NAMES, export_recording_hits
 from ..hits import HitSettings, HitTables, compute_hits, default_radius
-from ..hits.schema import documented_order
+from ..hits.schema import COLUMNS, documented_order
 from ..render import render_overlay
 from ..store import ResultsStore
-from .hit_views import VIEWS, GazeRings, row_target
+from .hit_views import VIEWS, GazeRings, row_target, rows_of_frame
 from .layer_roles import BODY_PARTS, GAZE, role_of
-from .session import RecordingSession, find_layer, session_of, watch_viewer
+from .session import RecordingSession, find_layer, session_of
+from .status_text import make_wrapping, set_status
 from .table_model import DataFrameModel
+from .viewer_setup import prepare_viewer
 from .worker_runner import WorkerRunner
 
 if TYPE_CHECKING:
@@ -54,6 +56,15 @@ if TYPE_CHECKING:
 __all__ = ["GazeHitsWidget"]
 
 NO_RESULTS = 'Open a recording with results (a "body parts" layer) first.'
+#: per view, the columns that answer "what was looked at" first on screen (exports keep the documented order)
+LEADING_COLUMNS = {
+    "frames": ["frame", "part", "share", "person id", "distance [px]"],
+    "fixations": ["fixation id", "part", "share", "person id", "distance [px]", "start frame"],
+    "samples": ["frame", "hit part", "hit person id", "distance [px]"],
+    "parts": ["part", "dwell time [s]", "share of worn time"],
+    "groups": ["group", "dwell time [s]", "share of worn time"],
+    "persons": ["person id", "dwell time [s]", "share of worn time"],
+}
 
 
 class GazeHitsWidget(QWidget):
@@ -75,6 +86,7 @@ class GazeHitsWidget(QWidget):
         self.results.setToolTip('The "body parts" layer (results) of an opened recording.')
         self.view = QComboBox()
         self.view.addItems(list(VIEWS))
+        self.view.setToolTip("Which table: one row per frame, fixation, part, group, person or gaze sample.")
         self.radius = QDoubleSpinBox()
         self.radius.setRange(0.0, 10_000.0)
         self.radius.setDecimals(2)
@@ -83,16 +95,20 @@ class GazeHitsWidget(QWidget):
         self.unit.addItems(["px", "deg"])
         self.unit.setToolTip("deg needs the scene camera intrinsics (scene_camera.json).")
         self.compute_button = QPushButton("Compute")
+        self.compute_button.setToolTip("Look up the body part under every gaze sample (edits update it live).")
         self.export_view_button = QPushButton("Export CSV…")
+        self.export_view_button.setToolTip("The table shown, as CSV (documented column order).")
         self.export_all_button = QPushButton("Export all…")
+        self.export_all_button.setToolTip("Every table and the settings, as 'densepose-gaze hits' writes them.")
         self.report_button = QPushButton("Report…")
         self.report_button.setToolTip(
             "Body heatmap and dwell-time bar chart (PNG and SVG), as 'densepose-gaze report'.")
         self.render_button = QPushButton("Render video…")
         self.render_button.setToolTip(
             "Overlay video: parts, gaze circle and the part looked at, as 'densepose-gaze render'.")
-        self.status = QLabel("")
-        self.status.setWordWrap(True)
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setToolTip("Stop the computation or the video being rendered (nothing half written).")
+        self.status = make_wrapping(QLabel(""))
         self.model = DataFrameModel(self)
         self.table = QTableView()
         self.table.setModel(self.model)
@@ -103,6 +119,8 @@ class GazeHitsWidget(QWidget):
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.verticalHeader().setDefaultSectionSize(22)
+        self.table.setMinimumHeight(220)  # docked under two other widgets, the table still shows ~8 rows
+        self._following = False  # selecting the row of the frame shown must not move the view again
         self._lay_out()
 
         self.results.currentIndexChanged.connect(self._results_changed)
@@ -114,11 +132,13 @@ class GazeHitsWidget(QWidget):
         self.export_all_button.clicked.connect(self._ask_export_all)
         self.report_button.clicked.connect(self._ask_report)
         self.render_button.clicked.connect(self._ask_render)
+        self.cancel_button.clicked.connect(lambda _checked=False: self.tasks.cancel())
         self.table.selectionModel().currentRowChanged.connect(lambda current, _previous: self.go_to_row(current.row()))
         self.table.clicked.connect(lambda index: self.go_to_row(index.row()))  # again on the current row, too
-        watch_viewer(napari_viewer)
+        prepare_viewer(napari_viewer)
         napari_viewer.layers.events.inserted.connect(self._layers_changed)
         napari_viewer.layers.events.removed.connect(self._layers_changed)
+        napari_viewer.dims.events.current_step.connect(self._follow_viewer)
         self._layers_changed()
         self._enable()
 
@@ -134,7 +154,7 @@ class GazeHitsWidget(QWidget):
         for button in (self.compute_button, self.export_view_button, self.export_all_button):
             buttons.addWidget(button)
         outputs = QHBoxLayout()
-        for button in (self.report_button, self.render_button):
+        for button in (self.report_button, self.render_button, self.cancel_button):
             outputs.addWidget(button)
         layout = QVBoxLayout(self)
         layout.addLayout(form)
@@ -144,7 +164,7 @@ class GazeHitsWidget(QWidget):
         layout.addWidget(self.table, 1)
 
     def status_text(self, text: str) -> None:
-        self.status.setText(text)
+        set_status(self.status, text)
 
     @property
     def _store(self) -> ResultsStore | None:
@@ -176,14 +196,14 @@ class GazeHitsWidget(QWidget):
         self._unbind()
         layer = self.results.currentData()
         if layer is None:
-            self.status.setText(NO_RESULTS)
+            self.status_text(NO_RESULTS)
             self._enable()
             return
         try:
             self._bind(layer)
         except DensePoseGazeError as exc:
             self._unbind()
-            self.status.setText(str(exc))
+            self.status_text(str(exc))
             show_error(str(exc))
         self._enable()
 
@@ -201,7 +221,7 @@ class GazeHitsWidget(QWidget):
         has_intrinsics = bool(recording.scene_camera) and "camera_matrix" in recording.scene_camera
         self.unit.model().item(1).setEnabled(has_intrinsics)
         self._set_settings(default_radius(recording.scene_camera, recording.frame_size))
-        self.status.setText(f"{recording.name}: press Compute.")
+        self.status_text(f"{recording.name}: press Compute.")
 
     def _unbind(self) -> None:
         if self._unsubscribe is not None:
@@ -228,7 +248,7 @@ class GazeHitsWidget(QWidget):
 
     def _settings_changed(self, _value: Any = None) -> None:
         if self.tables is not None and self._settings_or_none() != self.tables.settings:
-            self.status.setText("The hit radius changed: press Compute to apply it.")
+            self.status_text("The hit radius changed: press Compute to apply it.")
 
     def _settings_or_none(self) -> HitSettings | None:
         try:
@@ -249,7 +269,7 @@ class GazeHitsWidget(QWidget):
         except DensePoseGazeError as exc:
             show_error(str(exc))
             return None
-        recording, store, relay = self._session.recording, self._store, self.tasks.relay
+        recording, store, relay = self._session.recording, self._store, self.tasks.cancellable()
         self._pending.clear()  # the computation reads every frame as it is now; later changes are applied after it
 
         @thread_worker(ignore_errors=True)  # errors go to the runner, not to the event loop
@@ -269,7 +289,7 @@ class GazeHitsWidget(QWidget):
         self._show_table()
         self._color_gaze()
         n_frames = int(tables.frames["processed"].sum())
-        self.status.setText(f"{len(tables.samples)} gaze samples, {n_frames} frames with results; "
+        self.status_text(f"{len(tables.samples)} gaze samples, {n_frames} frames with results; "
                             f"radius {tables.settings.radius:g} {tables.settings.unit}.")
 
     # ------------------------------------------------------------ label changes
@@ -291,7 +311,7 @@ class GazeHitsWidget(QWidget):
         self._show_table()
         self._color_gaze()
         shown = ", ".join(map(str, frames[:5])) + (" ..." if len(frames) > 5 else "")
-        self.status.setText(f"Updated after an edit of frame{'s' if len(frames) > 1 else ''} {shown}.")
+        self.status_text(f"Updated frame{'s' if len(frames) > 1 else ''} {shown} (edited, or written by a run).")
 
     # ------------------------------------------------------------ showing
     def current_view(self) -> str:
@@ -304,14 +324,44 @@ class GazeHitsWidget(QWidget):
         else:
             view = self.current_view()
             columns = list(self.model.frame.columns)
-            self.model.set_frame(documented_order(view, getattr(self.tables, view)))
+            self.model.set_frame(documented_order(view, getattr(self.tables, view)), tips=COLUMNS[view])
             if list(self.model.frame.columns) != columns:  # a new view, not an edit: fit the columns once
+                self._put_leading_columns_first(view)
                 self.table.resizeColumnsToContents()
+            self._follow_viewer()
         self._enable()
 
+    def _put_leading_columns_first(self, view: str) -> None:
+        header = self.table.horizontalHeader()
+        columns = list(self.model.frame.columns)
+        order = [c for c in LEADING_COLUMNS.get(view, []) if c in columns]
+        order += [c for c in columns if c not in order]
+        for visual, name in enumerate(order):
+            header.moveSection(header.visualIndex(columns.index(name)), visual)
+
+    def _follow_viewer(self, _event: Any = None) -> None:
+        """Select the row of the frame (or fixation) shown, without moving the view."""
+        if self.tables is None or self.model.rowCount() == 0:
+            return
+        frame = int(self._viewer.dims.current_step[0])
+        rows = rows_of_frame(self.current_view(), frame, self.model.frame)
+        current = self.table.currentIndex().row()
+        if len(rows) == 0 or current in rows:
+            return
+        self._following = True
+        try:
+            self.table.selectRow(int(rows[0]))
+            self.table.scrollTo(self.model.index(int(rows[0]), 0))
+        finally:
+            self._following = False
+
     def go_to_row(self, row: int) -> None:
-        """Show the frame of a table row (a summary row: its first hit) with its gaze point centred."""
-        if self.tables is None or not 0 <= row < self.model.rowCount():
+        """Show the frame of a table row with its gaze point centred.
+
+        A fixation row shows the frame whose labels decided its part, a summary
+        row (part, group, person) its first hit.
+        """
+        if self._following or self.tables is None or not 0 <= row < self.model.rowCount():
             return
         target = row_target(self.current_view(), self.model.row(row), self.tables)
         if target is None:
@@ -371,7 +421,7 @@ class GazeHitsWidget(QWidget):
     def render_video(self, path: str | Path) -> Any:
         """The overlay video (same as ``densepose-gaze render``) to ``path`` in a thread worker."""
         tables, session, store = self._ready()
-        recording, relay, path = session.recording, self.tasks.relay, Path(path).expanduser()
+        recording, relay, path = session.recording, self.tasks.cancellable(), Path(path).expanduser()
 
         @thread_worker(ignore_errors=True)
         def work() -> Path | None:
@@ -391,7 +441,7 @@ class GazeHitsWidget(QWidget):
 
     def _exported(self, written: dict[str, Path], folder: Path) -> None:
         message = f"Wrote {len(written)} files to {folder}."
-        self.status.setText(message)
+        self.status_text(message)
         show_info(message)
 
     def _default_export_folder(self) -> Path:
@@ -402,7 +452,7 @@ class GazeHitsWidget(QWidget):
         path, _ = QFileDialog.getSaveFileName(self, "Export the table shown",
                                               str(self._default_export_folder() / name), "CSV files (*.csv)")
         if path:
-            _report_errors(lambda: self.status.setText(f"Wrote {self.export_view(path)}."))
+            _report_errors(lambda: self.status_text(f"Wrote {self.export_view(path)}."))
 
     def _ask_export_all(self, _checked: bool = False) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Export every gaze hit table into",
@@ -435,6 +485,7 @@ class GazeHitsWidget(QWidget):
         self.compute_button.setText("Compute" if self.tables is None else "Recompute")
         for button in (self.export_view_button, self.export_all_button, self.report_button, self.render_button):
             button.setEnabled(have_tables)
+        self.cancel_button.setEnabled(not idle)
 
 
 def _session_or_none(layer: Any) -> RecordingSession | None:

@@ -10,7 +10,9 @@ from qtpy.QtWidgets import QFormLayout, QLabel, QVBoxLayout, QWidget
 
 from ..errors import DensePoseGazeError
 from ..recording import Recording
-from .session import RecordingSession, current_session, watch_viewer
+from .session import RecordingSession, current_session
+from .status_text import ZERO_WIDTH_SPACE, breakable, make_wrapping, set_status
+from .viewer_setup import prepare_viewer
 
 if TYPE_CHECKING:
     import napari
@@ -50,13 +52,11 @@ class RecordingInfoWidget(QWidget):
         self._viewer = napari_viewer
         self._shown: RecordingSession | None = None
 
-        self._status = QLabel(NO_RECORDING)
-        self._status.setWordWrap(True)
+        self._status = make_wrapping(QLabel(NO_RECORDING))
         form = QFormLayout()
         self.fields: dict[str, QLabel] = {}
         for name in FIELDS:
-            label = QLabel()
-            label.setWordWrap(True)
+            label = make_wrapping(QLabel())
             label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
             self.fields[name] = label
             form.addRow(name.capitalize() + ":", label)
@@ -65,7 +65,7 @@ class RecordingInfoWidget(QWidget):
         layout.addLayout(form)
         layout.addStretch()
 
-        watch_viewer(napari_viewer)
+        prepare_viewer(napari_viewer)
         napari_viewer.layers.selection.events.active.connect(self._refresh)
         napari_viewer.layers.events.inserted.connect(self._refresh)
         napari_viewer.layers.events.removed.connect(self._refresh)
@@ -73,7 +73,7 @@ class RecordingInfoWidget(QWidget):
 
     @property
     def status(self) -> str:
-        return self._status.text()
+        return self._status.text().replace(ZERO_WIDTH_SPACE, "")
 
     def _refresh(self, event: object = None) -> None:
         try:
@@ -91,7 +91,8 @@ class RecordingInfoWidget(QWidget):
         self._show("", recording_summary(session.recording))
 
     def _show(self, status: str, summary: dict[str, str]) -> None:
-        self._status.setText(status)
+        set_status(self._status, status)
         self._status.setVisible(bool(status))
         for name, label in self.fields.items():
-            label.setText(summary.get(name, ""))
+            text = summary.get(name, "")
+            label.setText(breakable(text) if name == "folder" else text)  # a path is one long unbreakable word

@@ -15,13 +15,14 @@ PLUGIN = "napari-densepose-gaze"
 
 
 def show_recording(viewer, path: str | Path | None = None) -> None:
-    """Open ``path`` (default: the synthetic sample) with the Recording info and Run DensePose widgets docked.
+    """Open ``path`` (default: the synthetic sample) with Recording info, Run DensePose and the part legend docked.
 
     The view starts in the middle of the longest fixation, where the gaze ring
     rests on something.
     """
     # imported here like napari in main(): --help stays quick
     from .layer_roles import FIXATIONS, GAZE
+    from .part_legend import PartLegendWidget
     from .session import find_layer, session_of
 
     if path is None:
@@ -30,6 +31,7 @@ def show_recording(viewer, path: str | Path | None = None) -> None:
         layers = viewer.open(path, plugin=PLUGIN)
     viewer.window.add_plugin_dock_widget(PLUGIN, "Recording info")
     viewer.window.add_plugin_dock_widget(PLUGIN, "Run DensePose")
+    viewer.window.add_dock_widget(PartLegendWidget(viewer), name="Body parts", area="left")
     session = session_of(layers[0])
     gaze, fixations = find_layer(viewer, GAZE, session), find_layer(viewer, FIXATIONS, session)
     viewer.layers.selection.active = gaze

@@ -21,7 +21,8 @@ from ..errors import DensePoseGazeError
 from ..recording import Recording, looks_like_recording_or_export
 from .layer_roles import FIXATIONS, GAZE, SCENE_VIDEO, layer_metadata
 from .result_layers import LayerData, result_layer_data
-from .session import RecordingSession, open_session, watch_viewer
+from .session import RecordingSession, open_session
+from .viewer_setup import prepare_viewer
 
 PathOrPaths = str | Sequence[str]
 
@@ -50,7 +51,7 @@ def read_recording(path: PathOrPaths) -> list[LayerData]:
     viewer = napari.current_viewer()
     if viewer is not None:
         # a reader can only return data: the viewer is watched so the layers join the session when made
-        watch_viewer(viewer)
+        prepare_viewer(viewer)
     return recording_layer_data(session.recording) + _result_layers(session)
 
 

@@ -2,13 +2,18 @@
 
 Everything slow (downloading weights, loading the model, decoding, inference)
 runs in a napari thread worker; the widget only gathers settings, shows
-progress and repaints the "body parts" layer as frames arrive.
+progress and tells the recording's session which frames arrived (the layers
+redraw, the Gaze hits tables follow). A recording with results brings its
+stored settings into the widget, so a re-run resumes instead of being refused;
+the loaded model is kept for the next run with the same settings.
 """
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 from magicgui.widgets import (
     CheckBox,
     ComboBox,
@@ -27,15 +32,30 @@ from ..engine.weights import weights_state
 from ..engine.zoo import ZOO
 from ..errors import DensePoseGazeError
 from ..frame_selection import FrameSelection
-from ..pipeline import ModelSettings, Progress, RunOptions, RunSummary, iter_densepose, prepare_run
+from ..pipeline import (
+    LoadedModel,
+    ModelSettings,
+    Progress,
+    RunOptions,
+    RunSummary,
+    iter_densepose,
+    load_model,
+    prepare_run,
+)
 from ..recording import Recording
-from .layer_roles import SCENE_VIDEO, role_of
+from .layer_roles import SCENE_VIDEO, recording_folder_of, role_of
 from .result_layers import show_results
-from .session import RecordingSession, session_of, watch_viewer
+from .session import RecordingSession, session_of
+from .status_text import breakable, make_wrapping
+from .viewer_setup import prepare_viewer
 from .worker_runner import WorkerRunner
 
 if TYPE_CHECKING:
     import napari
+
+class _Cancelled(Exception):
+    """Raised from a progress callback to stop a download or a model load the user cancelled."""
+
 
 _SELECTION_MODES = [("all frames", "all"), ("frames with valid gaze", "gaze"), ("one frame per fixation", "fixations")]
 
@@ -47,6 +67,9 @@ class RunDensePoseWidget(Container):
         self._viewer = napari_viewer
         self._cancel_requested = False
         self._parts_layer: Any = None
+        self._loaded: tuple[ModelSettings, str, LoadedModel] | None = None  # (settings, device, model) of the last run
+        self._adopted_from: Any = None  # the store whose settings the widget shows
+        self._processed: np.ndarray | None = None  # frames the running store had processed at the last report
 
         self.video = ComboBox(label="video", choices=self._video_layers, nullable=True)
         self.model = ComboBox(label="model", choices=list(ZOO), value=DEFAULT_MODEL)
@@ -80,6 +103,8 @@ class RunDensePoseWidget(Container):
         self.run_button = PushButton(text="Run")
         self.cancel_button = PushButton(text="Cancel", enabled=False)
         self.status = Label(label="status", value="")
+        make_wrapping(self.status.native)
+        make_wrapping(self.model_state.native)
         self.tasks = WorkerRunner(show_status=self._show_status, busy_changed=self._busy_changed,
                                   failure="DensePose run failed")
         self.tasks.relay.changed.connect(self._show_download)
@@ -95,18 +120,78 @@ class RunDensePoseWidget(Container):
         self.model.changed.connect(self._show_weights_state)
         self.weights.changed.connect(self._show_weights_state)
         self.download.changed.connect(self._download)
-        self.video.changed.connect(lambda _: (self.start_event.reset_choices(), self.end_event.reset_choices()))
+        self.video.changed.connect(self._video_changed)
         self.run_button.changed.connect(self._run)
         self.cancel_button.changed.connect(self._cancel)
-        watch_viewer(napari_viewer)
+        prepare_viewer(napari_viewer)
         napari_viewer.layers.events.inserted.connect(self._layers_changed)
         napari_viewer.layers.events.removed.connect(self._layers_changed)
         self._layers_changed()
         self._show_weights_state()
+        self._add_tooltips()
+
+    def _add_tooltips(self) -> None:
+        tips = {
+            self.video: "The scene video layer of the recording to run DensePose on.",
+            self.model: "DensePose model-zoo config; a recording with results shows the one they were made with.",
+            self.download: "Fetch the model's weights now (Run also downloads them when needed).",
+            self.device: "auto: CUDA, then Apple MPS, then CPU.",
+            self.mode: "Which frames: all, those with valid gaze, or one key frame per fixation.",
+            self.step: "Process every Nth frame of the selection.",
+            self.first: "First frame index (0: the start).",
+            self.last: "Last frame index, included (-1: to the end).",
+            self.start_event: "Start at this event of events.csv.",
+            self.end_event: "Stop at this event of events.csv.",
+            self.overwrite: "Also re-run frames corrected by hand (the corrections are lost).",
+            self.run_button: "Process the selected frames; frames already done are skipped (resume).",
+            self.cancel_button: "Stop after the current batch, or stop a download or model load.",
+        }
+        for widget, tip in tips.items():
+            if not widget.tooltip:
+                widget.tooltip = tip
+
+    def _video_changed(self, _value: Any = None) -> None:
+        self.start_event.reset_choices()
+        self.end_event.reset_choices()
+        self.adopt_stored_settings()
+
+    def adopt_stored_settings(self) -> bool:
+        """Show the model settings the chosen recording's results were made with; False if it has none.
+
+        A run with other settings would be refused by the store ("made with
+        different settings"), so the widget starts from the stored ones.
+        """
+        try:
+            store = self.session().store
+        except DensePoseGazeError:
+            return False
+        if store is None or store is self._adopted_from:
+            return store is not None
+        self._adopted_from = store
+        meta = store.metadata
+        if meta.get("model") in ZOO:
+            self.model.value = meta["model"]
+        if meta.get("score_threshold") is not None:
+            self.threshold.value = float(meta["score_threshold"])
+        size = meta.get("input_size")
+        if isinstance(size, list | tuple) and size:
+            self.input_size.value = int(size[0])
+        if meta.get("precision") in PRECISIONS:
+            self.precision.value = meta["precision"]
+        weights_file = meta.get("weights_file")
+        zoo_file = ZOO[self.model.value].filename if self.model.value in ZOO else None
+        note = ""
+        if weights_file and weights_file != zoo_file and str(self.weights.value) in ("", "."):
+            note = f" They were made with the checkpoint file {weights_file}: pick it under checkpoint file."
+        self._say(f"Settings of the stored results ({meta.get('model')}, threshold "
+                  f"{meta.get('score_threshold')}, input size {self.input_size.value}).{note}")
+        return True
 
     # ------------------------------------------------------------ choices
     def _video_layers(self, _widget: Any = None) -> list[tuple[str, Any]]:
-        return [(layer.name, layer) for layer in self._viewer.layers if role_of(layer) == SCENE_VIDEO]
+        # the recording's name first: with two recordings open, both videos are called "scene video"
+        return [(f"{_recording_name(layer)} ({layer.name})", layer) for layer in self._viewer.layers
+                if role_of(layer) == SCENE_VIDEO]
 
     def _event_choices(self, _widget: Any = None) -> list[str]:
         recording = self._recording_or_none()
@@ -154,13 +239,32 @@ class RunDensePoseWidget(Container):
 
         name, relay = self.model.value, self.tasks.relay
 
+        self._cancel_requested = False
+        progress = self._cancellable(relay)
+
         @thread_worker(ignore_errors=True)  # errors go to the runner, not to the event loop
         def fetch():
-            return resolve_weights(name, progress=relay)
+            try:
+                return resolve_weights(name, progress=progress)
+            except Exception:
+                if self._cancel_requested:
+                    return None
+                raise
 
         worker = fetch()
-        worker.returned.connect(lambda path: show_info(f"Weights of {name} saved to {path}"))
+        worker.returned.connect(lambda path: show_info(f"Weights of {name} saved to {path}") if path else
+                                self._say("Download cancelled."))
         self.tasks.start(worker, f"Downloading {name} ...", progress=f"Downloading {name}")
+
+    def _cancellable(self, progress: Any) -> Any:
+        """``progress`` that raises once the user pressed Cancel (stops a download between chunks)."""
+
+        def report(done: int, total: int) -> None:
+            if self._cancel_requested:
+                raise _Cancelled
+            progress(done, total)
+
+        return report
 
     # ------------------------------------------------------------ running
     def model_settings(self) -> ModelSettings:
@@ -201,18 +305,38 @@ class RunDensePoseWidget(Container):
             show_error(str(exc))
             return
         self._cancel_requested = False
+        self._processed = None
         worker = self._run_worker(session.recording, model, options)
         worker.yielded.connect(lambda message: self._on_yield(session, message))
         worker.returned.connect(self._on_done)
         # a missing model downloads first: its bar opens at the first progress call
-        self.tasks.start(worker, "Loading the model ...", progress=f"Downloading {model.model}")
+        reuse = self._loaded is not None and self._loaded[:2] == (model, options.device)
+        self.tasks.start(worker, "Starting with the loaded model ..." if reuse else
+                         "Loading the model (and checking its checkpoint) ...", progress=f"Downloading {model.model}")
 
     def _run_worker(self, recording: Recording, model: ModelSettings, options: RunOptions):
-        relay = self.tasks.relay
+        download = self._cancellable(self.tasks.relay)
+        started = time.monotonic()
+
+        def cancelled() -> RunSummary:
+            return RunSummary(selected=0, skipped_done=0, skipped_edited=0, processed=0, cancelled=True,
+                              seconds=time.monotonic() - started)
 
         @thread_worker(ignore_errors=True)  # errors go to the runner, not to the event loop
         def work():
-            prepared = prepare_run(recording, model, options, download_progress=relay)
+            loaded = self._loaded[2] if self._loaded is not None and self._loaded[:2] == (model, options.device) \
+                else None
+            if loaded is None:
+                try:
+                    loaded = load_model(model, options, download_progress=download)
+                except Exception:
+                    if self._cancel_requested:  # the download stopped, or the user gave up waiting
+                        return cancelled()
+                    raise
+                self._loaded = (model, options.device, loaded)
+            if self._cancel_requested:  # pressed while the model loaded: nothing was written
+                return cancelled()
+            prepared = prepare_run(recording, model, options, loaded=loaded)
             yield ("store", prepared.store, len(prepared.frames))
             run = iter_densepose(recording, prepared.predictor, prepared.store, prepared.frames,
                                  overwrite_edited=options.overwrite_edited)
@@ -230,7 +354,7 @@ class RunDensePoseWidget(Container):
         """Weights download: bytes so far of ``total`` (0 when the server does not say)."""
         if self.tasks.busy and self._parts_layer is None:
             megabytes = f"{done / 2**20:.0f}" + (f" of {total / 2**20:.0f}" if total else "")
-            self.status.value = f"Downloading weights: {megabytes} MB"
+            self._say(f"Downloading weights: {megabytes} MB")
 
     def _on_yield(self, session: RecordingSession, message: tuple) -> None:
         kind = message[0]
@@ -239,30 +363,45 @@ class RunDensePoseWidget(Container):
             session.use_store(store)  # the run's store is the session's from now on
             self._parts_layer, _ = show_results(self._viewer, session)
             self.tasks.open_bar("DensePose", max(n, 1))
-            self.status.value = f"{n} frames selected"
+            self._processed = store.processed_frames()
+            self._say(f"{n} frames selected")
         elif kind == "progress":
             state: Progress = message[1]
             self.tasks.progress(state.done, max(state.total, 1))
             left = "" if state.seconds_left is None else f", {state.seconds_left:.0f} s left"
-            self.status.value = f"{state.done}/{state.total} frames, {state.frames_per_s:.1f} frames/s{left}"
-            self._parts_layer.refresh()
+            self._say(f"{state.done}/{state.total} frames, {state.frames_per_s:.1f} frames/s{left}")
+            self._show_written(session)
+
+    def _show_written(self, session: RecordingSession) -> None:
+        """Redraw the result layers and tell the session which frames the run has written since the last report."""
+        store = session.store
+        if store is None:
+            return
+        processed = store.processed_frames()
+        before = self._processed if self._processed is not None else np.zeros(0, np.int64)
+        self._processed = processed
+        session.show_written(np.setdiff1d(processed, before))
 
     def _on_done(self, summary: RunSummary | None) -> None:
         if isinstance(summary, RunSummary):
             verb = "Cancelled after" if summary.cancelled else "Done:"
-            self.status.value = (
+            self._say(
                 f"{verb} {summary.processed} frames in {summary.seconds:.0f} s; "
                 f"{summary.skipped_done} already done, {summary.skipped_edited} edited by hand kept"
             )
-            if self._parts_layer is not None:
-                self._parts_layer.refresh()
+            session = _session_or_none(self.video.value)
+            if session is not None and self._parts_layer is not None:
+                self._show_written(session)
 
     def _cancel(self, _value: Any = None) -> None:
         self._cancel_requested = True
-        self.status.value = "Cancelling after this batch ..."
+        self._say("Cancelling after this batch ..." if self._parts_layer is not None else "Cancelling ...")
 
     def _show_status(self, text: str) -> None:
-        self.status.value = text
+        self._say(text)
+
+    def _say(self, text: str) -> None:
+        self.status.value = breakable(text)
 
     def _busy_changed(self) -> None:
         busy = self.tasks.busy
@@ -273,3 +412,15 @@ class RunDensePoseWidget(Container):
         else:
             self._parts_layer = None
             self._show_weights_state()
+
+
+def _session_or_none(layer: Any) -> RecordingSession | None:
+    try:
+        return session_of(layer)
+    except DensePoseGazeError:
+        return None
+
+
+def _recording_name(layer: Any) -> str:
+    folder = recording_folder_of(layer)
+    return folder.name if folder is not None else "?"

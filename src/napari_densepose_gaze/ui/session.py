@@ -19,23 +19,25 @@ import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from napari.utils.notifications import show_warning
 from qtpy.QtCore import QTimer
 
 from ..errors import DensePoseGazeError
+from ..parts import MAX_PART
 from ..recording import Recording
 from ..store import ResultsStore
 from .layer_roles import (
     BODY_PARTS,
+    PERSONS,
     RECORDING_ROLES,
     RESULT_ROLES,
     STORE_FOLDER_KEY,
     recording_folder_of,
     role_of,
 )
-from .store_layer import connect_edits
+from .store_layer import EditHook, connect_edits
 
 if TYPE_CHECKING:
     import napari
@@ -63,7 +65,7 @@ class RecordingSession:
         self._store: ResultsStore | None = None
         self._layers: weakref.WeakSet[Layer] = weakref.WeakSet()
         # result layer -> (its store, disconnect of its edit hook)
-        self._hooks: weakref.WeakKeyDictionary[Layer, tuple[ResultsStore, Callable[[], None]]] = (
+        self._hooks: weakref.WeakKeyDictionary[Layer, tuple[ResultsStore, EditHook | Callable[[], None]]] = (
             weakref.WeakKeyDictionary()
         )
         self._listeners: list[Callable[[], LabelsListener | None]] = []
@@ -123,25 +125,39 @@ class RecordingSession:
 
     def _bind_result_layer(self, layer: Labels, store: ResultsStore) -> None:
         array = store.labels if role_of(layer) == BODY_PARTS else store.persons
+        hooked = self._hooks.get(layer)
+        if hooked is not None and hooked[0] is store and layer.data is array:
+            return
+        if hooked is not None:
+            hooked[1]()  # first: showing other data is no edit of the old store
         if layer.data is not array:
             layer.data = array
         layer.metadata[STORE_FOLDER_KEY] = str(store.folder)
-        hooked = self._hooks.get(layer)
-        if hooked is not None:
-            if hooked[0] is store:
-                return
-            hooked[1]()
-        self._hooks[layer] = (store, connect_edits(layer, store, on_edit=self.labels_changed))
+        max_label = MAX_PART if role_of(layer) == BODY_PARTS else None
+        self._hooks[layer] = (store, connect_edits(layer, store, on_edit=self.labels_changed, max_label=max_label))
+
+    def show_written(self, frames: Iterable[int]) -> None:
+        """A DensePose run wrote ``frames``: redraw the result layers and tell listeners, marking nothing edited."""
+        frames = [int(f) for f in frames]
+        for layer, (_, hook) in list(self._hooks.items()):
+            if isinstance(hook, EditHook):
+                with hook.quietly():
+                    layer.refresh()
+            else:
+                layer.refresh()
+        if frames:
+            self._changed.update(frames)
+            self._queue_flush()
 
     # ------------------------------------------------------------ label changes
     def on_labels_changed(self, listener: LabelsListener) -> Callable[[], None]:
-        """Call ``listener(frames)`` after each change of the result labels; returns the unsubscribe.
+        """Call ``listener(frames)`` after each change of the result labels (edits, or frames a run wrote).
 
-        A bound method is held weakly: a widget that goes away stops listening.
+        Returns the unsubscribe. A bound method is held weakly: a widget that goes away stops listening.
         """
         ref: Callable[[], LabelsListener | None]
         if hasattr(listener, "__self__") and hasattr(listener, "__func__"):
-            ref = weakref.WeakMethod(listener)  # type: ignore[arg-type]
+            ref = weakref.WeakMethod(listener)
         else:
             ref = lambda: listener  # noqa: E731 (a strong reference with WeakMethod's interface)
         self._listeners.append(ref)
@@ -160,6 +176,9 @@ class RecordingSession:
         read back as painted; strokes until then are told together.
         """
         self._changed.update(int(f) for f in frames)
+        self._queue_flush()
+
+    def _queue_flush(self) -> None:
         if not self._flush_queued:
             self._flush_queued = True
             QTimer.singleShot(0, self._tell_listeners)
@@ -277,9 +296,43 @@ def watch_viewer(viewer: napari.Viewer) -> None:
     if viewer in _WATCHED_VIEWERS:
         return
     _WATCHED_VIEWERS.add(viewer)
-    viewer.layers.events.inserted.connect(lambda event: _adopt(event.value))
+    viewer.layers.events.inserted.connect(lambda event: _on_inserted(viewer, event.value))
     for layer in list(viewer.layers):
         _adopt(layer)
+
+
+def _on_inserted(viewer: napari.Viewer, layer: Layer) -> None:
+    _adopt(layer)
+    if role_of(layer) == PERSONS:
+        _keep_body_parts_selected(viewer, layer)
+
+
+def _keep_body_parts_selected(viewer: napari.Viewer, persons: Layer) -> None:
+    """Select the "body parts" layer instead of the (hidden) "persons" layer napari selects on adding it.
+
+    Brush strokes go to the selected layer: a hidden one would swallow them.
+    napari selects a layer after announcing it, so the selection is corrected
+    when it arrives (until the event loop turns: then it is the user's).
+    """
+    session = _SESSION_OF_LAYER.get(persons)
+    parts = find_layer(viewer, BODY_PARTS, session) if session is not None else None
+    if parts is None:
+        return
+    selection = viewer.layers.selection
+
+    def on_active(event: Any) -> None:  # napari announces the selection more than once: until the next loop turn
+        if event.value is persons and parts in viewer.layers:
+            selection.select_only(parts)  # setting "active" would keep persons selected too
+
+    selection.events.active.connect(on_active)
+    QTimer.singleShot(0, lambda: _disconnect_quietly(selection.events.active, on_active))
+
+
+def _disconnect_quietly(emitter: Any, callback: Callable[..., Any]) -> None:
+    try:
+        emitter.disconnect(callback)
+    except (ValueError, RuntimeError, TypeError):
+        pass
 
 
 def _adopt(layer: Layer) -> None:

@@ -38,14 +38,20 @@ class DataFrameModel(QAbstractTableModel):
         self._columns: list[np.ndarray] = []
         self._numeric: list[bool] = []
         self._sort: tuple[str, bool] | None = None  # (column, ascending)
+        self._tips: dict[str, str] = {}
 
     @property
     def frame(self) -> pd.DataFrame:
         """The table in the order shown."""
         return self._frame
 
-    def set_frame(self, frame: pd.DataFrame) -> None:
-        """Show ``frame``, keeping the current sort; a same-shaped table keeps the view's scroll position."""
+    def set_frame(self, frame: pd.DataFrame, tips: dict[str, str] | None = None) -> None:
+        """Show ``frame``, keeping the current sort; a same-shaped table keeps the view's scroll position.
+
+        ``tips``: column -> what it means, shown as the header's tooltip.
+        """
+        if tips is not None:
+            self._tips = dict(tips)
         if self._sort is not None and self._sort[0] not in frame.columns:
             self._sort = None
         same_layout = list(frame.columns) == list(self._frame.columns) and len(frame) == len(self._frame)
@@ -77,6 +83,13 @@ class DataFrameModel(QAbstractTableModel):
     def row(self, row: int) -> pd.Series:
         return self._frame.iloc[row]
 
+    def rows_where(self, column: str, value: Any) -> np.ndarray:
+        """Row numbers (in the order shown) whose ``column`` equals ``value``; none if there is no such column."""
+        if column not in self._frame.columns:
+            return np.zeros(0, np.int64)
+        equal = (self._frame[column] == value).astype("boolean").fillna(False)
+        return np.flatnonzero(equal.to_numpy(dtype=bool))
+
     def rowCount(self, parent: QModelIndex = QModelIndex()) -> int:  # noqa: B008 (Qt API)
         return 0 if parent.isValid() else len(self._frame)
 
@@ -99,9 +112,13 @@ class DataFrameModel(QAbstractTableModel):
         return None
 
     def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        horizontal = orientation == Qt.Orientation.Horizontal
+        if role == Qt.ItemDataRole.ToolTipRole and horizontal and 0 <= section < len(self._frame.columns):
+            name = str(self._frame.columns[section])
+            return f"{name}: {self._tips[name]}" if name in self._tips else name
         if role != Qt.ItemDataRole.DisplayRole:
             return None
-        if orientation == Qt.Orientation.Horizontal:
+        if horizontal:
             return str(self._frame.columns[section])
         return str(section + 1)
 

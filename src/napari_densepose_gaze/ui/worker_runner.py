@@ -16,7 +16,7 @@ from qtpy.QtCore import QObject, Signal
 
 from ..errors import DensePoseGazeError
 
-__all__ = ["ProgressRelay", "WorkerRunner"]
+__all__ = ["ProgressRelay", "TaskCancelled", "WorkerRunner"]
 
 _OPENING = object()  # a progress bar being made
 
@@ -32,6 +32,10 @@ class ProgressRelay(QObject):
 
     def __call__(self, done: int, total: int) -> None:
         self.changed.emit(int(done), int(total))
+
+
+class TaskCancelled(Exception):
+    """Raised in a worker by :meth:`WorkerRunner.cancellable` progress once the user cancelled the task."""
 
 
 class WorkerRunner:
@@ -51,6 +55,7 @@ class WorkerRunner:
         self._bar_description: str | None = None
         self._latest: tuple[int, int] | None = None  # the last progress call not shown yet
         self._moving = False
+        self._cancel_requested = False
         #: pass this as the ``progress`` callback of core functions running in the worker
         self.relay = ProgressRelay()
         self.relay.changed.connect(self.progress)
@@ -74,6 +79,7 @@ class WorkerRunner:
         if self.busy:
             raise DensePoseGazeError("Wait until the current task has finished.")
         self._worker = worker
+        self._cancel_requested = False
         self._show_status(status)
         if progress is not None and total is not None:
             self.open_bar(progress, total)
@@ -84,6 +90,26 @@ class WorkerRunner:
         self._busy_changed()
         worker.start()
         return worker
+
+    def cancellable(self) -> Callable[[int, int], None]:
+        """A ``progress`` callback for core functions that stops the task at its next call after :meth:`cancel`.
+
+        Core functions write through temporary files, so a task stopped this way
+        leaves nothing half written.
+        """
+
+        def report(done: int, total: int) -> None:
+            if self._cancel_requested:
+                raise TaskCancelled
+            self.relay(done, total)
+
+        return report
+
+    def cancel(self) -> None:
+        """Stop the running task at its next progress report (see :meth:`cancellable`)."""
+        if self.busy:
+            self._cancel_requested = True
+            self._show_status("Cancelling ...")
 
     def open_bar(self, description: str, total: int | None) -> None:
         """Show a progress bar (replacing the one shown); ``total`` None: of unknown length."""
@@ -131,6 +157,9 @@ class WorkerRunner:
             bar.close()
 
     def _on_error(self, exc: BaseException) -> None:
+        if isinstance(exc, TaskCancelled) or self._cancel_requested:
+            self._show_status("Cancelled.")
+            return
         message = str(exc) if isinstance(exc, DensePoseGazeError) else f"{self._failure}: {exc!r}"
         self._show_status(message)
         show_error(message)
