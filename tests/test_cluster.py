@@ -228,8 +228,9 @@ def test_a_cluster_of_dask_commands_whose_scheduler_goes_away_keeps_its_frames_a
     kept = processed_anywhere(export)
     assert 1 <= kept < 9
     second = start_cluster(port)
-    try:
-        assert cluster_run(export, checkpoint, scheduler=f"tcp://127.0.0.1:{port}", chunk_size=1) == EXIT_OK
+    try:  # the re-run as a user types it
+        assert cli.main(["run", str(export), "--model", RUN_MODEL, "--weights", str(checkpoint), *FAST,
+                         "--scheduler", f"tcp://127.0.0.1:{port}", "--chunk-size", "1"]) == EXIT_OK
     finally:
         stop(second)
     assert_same_stores(export, reference[1])

@@ -42,6 +42,7 @@ def test_widget_docks_from_the_plugins_menu_and_shows_the_opened_recording(
     fields = {name: label.text() for name, label in widget.fields.items()}
     n_samples = len(pd.read_csv(recording / "gaze.csv"))
     assert fields["recording"] == recording.name
+    assert fields["source"] == "pupil cloud"
     assert fields["frames"].startswith("60,")
     assert fields["frame size"] == "320 x 240 px"
     assert fields["gaze samples"].startswith(f"{n_samples} (")

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 
 NO_RECORDING = "No recording open: drag a recording folder onto napari, or File > Open Sample."
 INVALID = "not worn, in blinks, off-frame or NaN"
-FIELDS = ("recording", "folder", "frames", "duration", "frame size", "gaze samples", "fixations", "warnings")
+FIELDS = ("recording", "source", "folder", "frames", "duration", "frame size", "gaze samples", "fixations", "warnings")
 
 
 def recording_summary(recording: Recording) -> dict[str, str]:
@@ -34,6 +34,7 @@ def recording_summary(recording: Recording) -> dict[str, str]:
     warnings = recording.warnings
     return {
         "recording": recording.name,
+        "source": recording.source,
         "folder": str(recording.folder),
         "frames": f"{n_frames}{rate}",
         "duration": f"{duration_s:.2f} s",
