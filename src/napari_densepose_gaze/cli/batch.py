@@ -262,6 +262,15 @@ def for_each_recording(
                 outcome.status, outcome.problem = "error", f"unexpected {type(exc).__name__} (traceback above)"
                 print(f"densepose-gaze: unexpected error on {folder}:", file=sys.stderr)
                 traceback.print_exc()
+    failed = print_outcomes(outcomes, columns)
+    if stop():
+        print(f"densepose-gaze: {stop_note}", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    return EXIT_FAILED if failed else EXIT_OK
+
+
+def print_outcomes(outcomes: Sequence[Outcome], columns: Sequence[str]) -> list[Outcome]:
+    """The summary table on stdout and the failures on stderr; returns the outcomes that failed."""
     print()
     print_table([{"recording": o.recording, **{c: o.cells.get(c, "-") for c in columns}, "status": o.status}
                  for o in outcomes], sys.stdout)
@@ -269,10 +278,7 @@ def for_each_recording(
     if failed:
         reasons = "".join(f"\n  {o.recording}: {o.problem}" for o in failed)
         print(f"densepose-gaze: {len(failed)} of {len(outcomes)} recording(s) failed:{reasons}", file=sys.stderr)
-    if stop():
-        print(f"densepose-gaze: {stop_note}", file=sys.stderr)
-        return EXIT_INTERRUPTED
-    return EXIT_FAILED if failed else EXIT_OK
+    return failed
 
 
 def _open_recording(path: Path, min_confidence: float | None) -> Recording:

@@ -25,9 +25,9 @@ from ..cluster.chunks import chunk_size, split
 from ..cluster.connect import connect
 from ..cluster.settings import ClusterSettings
 from ..errors import DensePoseGazeError
-from .batch import Outcome, Recordings, StopRequest
+from .batch import Outcome, Recordings, StopRequest, print_outcomes
 from .codes import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
-from .printing import print_table, progress_bar
+from .printing import progress_bar
 
 if TYPE_CHECKING:
     from ..pipeline import ModelSettings, RunOptions
@@ -236,14 +236,7 @@ def _close(client: Any, cluster: Any) -> None:
 
 
 def _summary(states: list[_Recording], stopped: bool, lost: ClusterLost | None, settings: ClusterSettings) -> int:
-    outcomes = [state.outcome for state in states]
-    print()
-    print_table([{"recording": o.recording, **{c: o.cells.get(c, "-") for c in COLUMNS}, "status": o.status}
-                 for o in outcomes], sys.stdout)
-    failed = [o for o in outcomes if o.failed]
-    if failed:
-        reasons = "".join(f"\n  {o.recording}: {o.problem}" for o in failed)
-        print(f"densepose-gaze: {len(failed)} of {len(outcomes)} recording(s) failed:{reasons}", file=sys.stderr)
+    failed = print_outcomes([state.outcome for state in states], COLUMNS)
     if lost is not None:
         print(f"densepose-gaze: the Dask scheduler {settings.scheduler or lost} went away: every frame finished is "
               "kept in the stores; start the cluster again and run the same command to continue.", file=sys.stderr)
