@@ -17,7 +17,7 @@ from typing import IO
 
 from .errors import DensePoseGazeError
 
-__all__ = ["atomic_write", "atomic_path", "fsync_dir"]
+__all__ = ["atomic_write", "atomic_path", "export_folder", "fsync_dir"]
 
 
 def fsync_dir(folder: str | os.PathLike[str]) -> None:
@@ -76,3 +76,15 @@ def atomic_write(
         with open(tmp, mode, **kwargs) as f:
             yield f
             f.flush()
+
+
+def export_folder(folder: str | os.PathLike[str]) -> Path:
+    """``folder`` for exported files, created if needed; a clear error if it cannot be."""
+    path = Path(folder).expanduser()
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DensePoseGazeError(
+            f"Cannot create the export folder {path}: {exc}. Choose a folder you can write to."
+        ) from exc
+    return path

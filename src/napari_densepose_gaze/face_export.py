@@ -27,8 +27,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .durable import atomic_path
-from .errors import DensePoseGazeError
+from .durable import atomic_path, export_folder
 from .face_regions import FACE_REGIONS, REGION_NAMES
 from .hits import HitTables, documented_order
 
@@ -109,13 +108,7 @@ def write_face_files(
     tables: HitTables, folder: str | os.PathLike[str], *, recording_id: str | None = None
 ) -> dict[str, Path]:
     """Write the four face files (:data:`FACE_FILE_NAMES`) into ``folder``; return their paths by name."""
-    path = Path(folder).expanduser()
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise DensePoseGazeError(
-            f"Cannot create the export folder {path}: {exc}. Choose a folder you can write to."
-        ) from exc
+    path = export_folder(folder)
     made = {
         "gaze on face": gaze_on_face(tables.samples, recording_id),
         "fixations on face": fixations_on_face(tables, recording_id),

@@ -44,7 +44,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from .durable import atomic_path, atomic_write
+from .durable import atomic_path, atomic_write, export_folder
 from .errors import DensePoseGazeError
 from .face_export import FACE_FILE_NAMES, write_face_files
 from .hits import HitTables, look_up
@@ -95,16 +95,6 @@ _GAZE_COLUMNS = ("section id", "recording id", "gaze x [px]", "gaze y [px]", "wo
 _DERIVED = set(COLUMNS["samples"]) - set(_GAZE_COLUMNS) - {"timestamp [ns]"}
 
 
-def _folder(folder: str | os.PathLike[str]) -> Path:
-    path = Path(folder).expanduser()
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise DensePoseGazeError(
-            f"Cannot create the export folder {path}: {exc}. Choose a folder you can write to."
-        ) from exc
-    return path
-
 
 def _write_csv(table: pd.DataFrame, path: Path) -> None:
     """Write durably (temporary file, then rename), so a reader never sees half a table."""
@@ -114,7 +104,7 @@ def _write_csv(table: pd.DataFrame, path: Path) -> None:
 
 def export_hit_tables(tables: HitTables, folder: str | os.PathLike[str]) -> dict[str, Path]:
     """Write every hit table as CSV into ``folder`` (created if needed); return the paths by table name."""
-    path = _folder(folder)
+    path = export_folder(folder)
     written: dict[str, Path] = {}
     for name, table in tables.tables().items():
         target = path / FILE_NAMES[name]
@@ -229,7 +219,7 @@ def write_peer_files(
     body_map: bool = False,
 ) -> dict[str, Path]:
     """Write ``densepose.csv`` and ``parts_count.csv`` like pupil-labs/densepose-module (and ``gazemap.png``)."""
-    path = _folder(folder)
+    path = export_folder(folder)
     frames = peer_frames(tables, labels, persons, processed, pts=pts, events=events)
     _write_csv(frames, path / PEER_FRAMES_FILE)
     _write_csv(peer_counts(frames), path / PEER_COUNTS_FILE)
