@@ -3,7 +3,10 @@
 The run happens in a subprocess on a tiny recording with the synthetic parity
 checkpoint on CPU; the test polls the results store and kills the process once
 some frames are written. Re-running the same command must then give, frame by
-frame, exactly what one uninterrupted run gives.
+frame, exactly what one uninterrupted run gives. Every run is a fresh process, as a user's
+are: round-off in the convolutions depends on the thread count, which a test
+process may have changed (in the cluster tests), so an in-process run could differ in
+the last digits for reasons that have nothing to do with resuming.
 """
 
 from __future__ import annotations
@@ -51,7 +54,7 @@ def command(recording: Path, checkpoint: Path, output: Path) -> list[str]:
 def reference(recording: Path, checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> ResultsStore:
     """One uninterrupted run."""
     output = tmp_path_factory.mktemp("reference") / "store"
-    assert cli.main(command(recording, checkpoint, output)) == 0
+    run_to_the_end(recording, checkpoint, output)
     store = ResultsStore.open(output)
     assert store.processed_frames().tolist() == list(range(LAST_FRAME + 1))
     assert len(store.detections()) > 0  # something to compare beyond empty maps
@@ -64,6 +67,12 @@ def start_run(recording: Path, checkpoint: Path, output: Path, logs: Path) -> su
             [sys.executable, "-m", "napari_densepose_gaze", *command(recording, checkpoint, output)],
             stdout=out, stderr=err,
         )
+
+
+def run_to_the_end(recording: Path, checkpoint: Path, output: Path) -> None:
+    done = subprocess.run([sys.executable, "-m", "napari_densepose_gaze", *command(recording, checkpoint, output)],
+                          capture_output=True, text=True, timeout=GIVE_UP_S)
+    assert done.returncode == 0, done.stderr
 
 
 def wait_for_frames(process: subprocess.Popen, output: Path, count: int, logs: Path) -> None:
@@ -106,7 +115,7 @@ def test_a_run_killed_mid_way_resumes_to_the_uninterrupted_results(
     done_before = len(ResultsStore.open(output).processed_frames())
     assert ENOUGH_TO_KILL <= done_before <= LAST_FRAME  # killed in the middle, not after the end
 
-    assert cli.main(command(recording, checkpoint, output)) == 0
+    run_to_the_end(recording, checkpoint, output)
 
     assert_same_results(ResultsStore.open(output), reference)
 
@@ -130,7 +139,7 @@ def test_ctrl_c_stops_after_the_batch_keeps_the_frames_and_resumes(
     row = next(line for line in stdout.splitlines() if line.startswith(recording.name)).split()
     assert row[1] == f"{len(done)}/{LAST_FRAME + 1}" and row[-1] == "stopped"
 
-    assert cli.main(command(recording, checkpoint, output)) == 0
+    run_to_the_end(recording, checkpoint, output)
 
     assert_same_results(ResultsStore.open(output), reference)
 
