@@ -54,6 +54,7 @@ def main() -> None:
     from qtpy.QtWidgets import QApplication
 
     from napari_densepose_gaze.ui.launch import show_recording
+    from napari_densepose_gaze.ui.layer_roles import BODY_PARTS, role_of
     from napari_densepose_gaze.ui.run_widget import RunDensePoseWidget
 
     viewer = napari.Viewer(title="napari-densepose-gaze")
@@ -76,7 +77,7 @@ def main() -> None:
     widget.run_button.clicked.emit()
     while widget.tasks.busy:
         QApplication.processEvents()
-    parts = viewer.layers["body parts"]
+    parts = next(layer for layer in viewer.layers if role_of(layer) == BODY_PARTS)
     viewer.layers.selection.active = parts
     viewer.dims.set_current_step(0, frame)
     for _ in range(10):

@@ -87,6 +87,7 @@ def main() -> None:
     from qtpy.QtWidgets import QApplication
 
     from napari_densepose_gaze.synthetic.export import write_recording
+    from napari_densepose_gaze.ui.layer_roles import GAZE, role_of
 
     with tempfile.TemporaryDirectory() as tmp:
         folder = write_recording(tmp, seconds=4.0, size=SIZE, seed=0)
@@ -100,7 +101,7 @@ def main() -> None:
         while worker is not None and widget.tasks.busy:
             QApplication.processEvents()
         assert widget.tables is not None, widget.status.text()
-        viewer.layers.selection.active = viewer.layers["gaze"]
+        viewer.layers.selection.active = next(layer for layer in viewer.layers if role_of(layer) == GAZE)
         for _ in range(10):  # let Qt lay out the dock widget before fitting the view to the canvas
             QApplication.processEvents()
         viewer.reset_view()

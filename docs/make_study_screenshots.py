@@ -4,7 +4,10 @@ The recordings are synthetic and the DensePose weights the parity fixtures'
 synthetic checkpoint (shared/fixtures/densepose_parity), so the body parts are
 blobs, not people: the pictures show the plugin, not the model. Run headless:
 
-    xvfb-run -a -s "-screen 0 1600x1000x24" .venv/bin/python docs/make_study_screenshots.py
+    xvfb-run -a -s "-screen 0 1600x1000x24" .venv/bin/python docs/make_study_screenshots.py [NAME ...]
+
+With names (e.g. ``study_run_progress``), only those images are made: the
+run is cancelled once its picture is taken when no later one needs it.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import time
 from pathlib import Path
 
 IMAGES = Path(__file__).resolve().parent / "images"
+NAMES = ("study_run_progress", "study_correction", "study_legend", "study_two_recordings")
 FIXTURES = Path(__file__).resolve().parents[1] / "shared" / "fixtures" / "densepose_parity"
 CONFIG = "R_50_FPN_s1x"
 PLUGIN = "napari-densepose-gaze"
@@ -40,12 +44,19 @@ def settle(viewer, rounds: int = 20) -> None:
         time.sleep(0.01)
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     import napari
 
     from napari_densepose_gaze.synthetic.export import write_recording
     from napari_densepose_gaze.ui.layer_roles import BODY_PARTS
     from napari_densepose_gaze.ui.part_legend import PartLegendWidget
+    from napari_densepose_gaze.ui.session import find_layer, open_session
+
+    wanted = list(argv if argv else NAMES)
+    unknown = sorted(set(wanted) - set(NAMES))
+    if unknown:
+        print(f"unknown image(s) {unknown}: pick from {list(NAMES)}", file=sys.stderr)
+        return 2
 
     work = Path(tempfile.mkdtemp(prefix="study_screens_"))
     checkpoint = work / "model_final.pkl"
@@ -58,8 +69,9 @@ def main() -> int:
     viewer = napari.Viewer(title="napari-densepose-gaze")
     viewer.window.resize(1500, 940)
     viewer.open(str(first), plugin=PLUGIN)
-    _, run = viewer.window.add_plugin_dock_widget(PLUGIN, "Run DensePose")
-    _, hits = viewer.window.add_plugin_dock_widget(PLUGIN, "Gaze hits", tabify=True)
+    _, hits = viewer.window.add_plugin_dock_widget(PLUGIN, "Gaze hits")
+    # added last into the same tabs: the Run DensePose tab is the one in front while it runs
+    _, run = viewer.window.add_plugin_dock_widget(PLUGIN, "Run DensePose", tabify=True)
     legend = PartLegendWidget(viewer)
     viewer.window.add_dock_widget(legend, name="Body parts", area="left")
     run.model.value = CONFIG
@@ -79,6 +91,12 @@ def main() -> int:
     viewer.dims.set_current_step(0, 5)
     settle(viewer)
     viewer.screenshot(str(IMAGES / "study_run_progress.png"), canvas_only=False, flash=False)
+    if wanted == ["study_run_progress"]:
+        run.cancel_button.clicked.emit()
+        wait(lambda: not run.tasks.busy)
+        viewer.close()
+        print(IMAGES / "study_run_progress.png")
+        return 0
     wait(lambda: not run.tasks.busy)
 
     window._activity_dialog.hide()
@@ -90,7 +108,7 @@ def main() -> int:
     frame, x, y = int(row["frame"]), float(row["gaze x [px]"]), float(row["gaze y [px]"])
     viewer.dims.set_current_step(0, frame)
     legend.pick(23)
-    parts = viewer.layers[BODY_PARTS]
+    parts = find_layer(viewer, BODY_PARTS, open_session(first))
     parts.brush_size = 60
     parts.paint((frame, y, x), 23)
     wait(lambda: int(hits.tables.frames.set_index("frame").loc[frame, "part id"]) == 23, 30)
@@ -108,4 +126,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(main(sys.argv[1:]))

@@ -287,7 +287,7 @@ def test_run_on_a_folder_without_recordings_is_an_error(tmp_path, capsys) -> Non
     (tmp_path / "empty").mkdir()
     assert cli.main(["run", str(tmp_path / "empty")]) == 2
     err = capsys.readouterr().err
-    assert "holds no Pupil Cloud recording" in err and "Traceback" not in err
+    assert "holds no recording" in err and "Traceback" not in err
 
 
 def test_usage_errors_exit_2_before_anything_runs(export, capsys) -> None:

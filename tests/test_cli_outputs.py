@@ -112,6 +112,23 @@ def test_hits_output_folder_gets_one_subfolder_per_recording_and_no_peer_leaves_
     assert not any((store / "hits").exists() for store in stores(export).values())
 
 
+def test_hits_output_holding_another_recordings_tables_is_refused_and_the_same_recording_overwrites(
+    export, tmp_path, capsys
+) -> None:
+    first, second = find_recordings(export)[:2]
+    out = tmp_path / "tables"
+    assert cli.main(["hits", str(first), "--radius", "5", "--unit", "px", "--output", str(out), "--no-peer"]) == 0
+    written = {p.name: p.read_bytes() for p in out.iterdir()}
+    capsys.readouterr()
+    assert cli.main(["hits", str(second), "--radius", "5", "--unit", "px", "--output", str(out), "--no-peer"]) == 1
+    err = capsys.readouterr().err
+    assert f"{out} holds the hit export of another recording" in err and "Choose another --output" in err
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == written
+    assert cli.main(["hits", str(first), "--radius", "0", "--unit", "px", "--output", str(out), "--no-peer"]) == 0
+    assert json.loads((out / SETTINGS_FILE).read_text())["radius"] == 0
+    assert pd.read_csv(out / FILE_NAMES["frames"])["recording name"].nunique() == 1
+
+
 def test_a_recording_without_results_fails_alone_and_says_to_run_first(export_copy, capsys) -> None:
     missing = find_recordings(export_copy)[2]
     shutil.rmtree(ResultsStore.default_folder(missing))

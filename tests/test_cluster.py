@@ -1,6 +1,6 @@
 """A run on a Dask cluster stores what a run in-process stores: with two local workers, with a worker killed
 mid-run, with two clusters on one export, on a cluster started with Dask's own commands and after its
-scheduler went away; and an unreachable scheduler is a clear error.
+scheduler went away, and gaze-guided on fixation frames; and an unreachable scheduler is a clear error.
 
 The synthetic export has three tiny recordings, of which every 10th frame is run (three each) with the
 synthetic parity checkpoint on CPU. Workers run torch with one thread, so the in-process reference does too:
@@ -41,7 +41,10 @@ distributed = pytest.importorskip("distributed")
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="the store's claims between processes use flock")
 
 RUN_MODEL = "R_50_FPN_s1x"
-FAST = ["--device", "cpu", "--input-size", "64", "--score-threshold", "0.995", "--every", "10"]
+SMALL = ["--device", "cpu", "--input-size", "64", "--score-threshold", "0.995"]
+FAST = [*SMALL, "--every", "10"]
+# one frame per fixation: two per recording, DensePose near the gaze (the default for this selection)
+FIXATIONS = [*SMALL, "--frames", "fixations"]
 TEST_TIMEOUT_S = 900  # a hung cluster must not hang CI: the test process ends with every thread's traceback
 DASK = str(Path(sys.executable).parent / "dask")  # the command of the environment the tests run in
 
@@ -68,13 +71,23 @@ def reference(tmp_path_factory: pytest.TempPathFactory, checkpoint: Path) -> tup
     return root, done
 
 
-def in_process_run(export: Path, checkpoint: Path) -> int:
+@pytest.fixture(scope="module")
+def fixations_reference(reference: tuple[Path, Path], tmp_path_factory: pytest.TempPathFactory,
+                        checkpoint: Path) -> Path:
+    """The export with the stores of an in-process gaze-guided run on fixation frames (one thread)."""
+    done = tmp_path_factory.mktemp("fixations") / "export"
+    shutil.copytree(reference[0], done)
+    assert in_process_run(done, checkpoint, FIXATIONS) == EXIT_OK
+    return done
+
+
+def in_process_run(export: Path, checkpoint: Path, settings: list[str] = FAST) -> int:
     import torch
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        return cli.main(["run", str(export), "--model", RUN_MODEL, "--weights", str(checkpoint), *FAST])
+        return cli.main(["run", str(export), "--model", RUN_MODEL, "--weights", str(checkpoint), *settings])
     finally:
         torch.set_num_threads(threads)
 
@@ -97,12 +110,17 @@ def cluster_run(export: Path, checkpoint: Path, **settings) -> int:
     return run_on_cluster(recordings_at(export), model, options, ClusterSettings(**settings))
 
 
-def assert_same_stores(export: Path, expected_export: Path) -> None:
-    """Labels, persons and detections of every frame, and the person ids, as in the reference."""
+def assert_same_stores(export: Path, expected_export: Path, frames: tuple[int, ...] | None = (0, 10, 20)) -> None:
+    """Labels, persons and detections of every frame, the person ids and the gaze-guided frames, as in the reference.
+
+    ``frames``: the frames each store holds (None: whatever the reference holds, some).
+    """
     for folder in find_recordings(expected_export):
         expected = ResultsStore.open(ResultsStore.default_folder(folder))
         got = ResultsStore.open(ResultsStore.default_folder(export / folder.name))
-        assert got.processed_frames().tolist() == expected.processed_frames().tolist() == [0, 10, 20]
+        assert got.processed_frames().tolist() == expected.processed_frames().tolist() == (
+            list(frames or expected.processed_frames().tolist())) != []
+        assert got.gazed_frames() == expected.gazed_frames()
         for i in expected.processed_frames().tolist():
             for name, mine, theirs in zip(("labels", "persons"), got.read_frame(i), expected.read_frame(i)):
                 np.testing.assert_array_equal(mine, theirs, err_msg=f"{folder.name} frame {i} {name}")
@@ -256,9 +274,35 @@ def test_an_unreachable_scheduler_is_a_clear_error_before_any_model_loads(monkey
         connect.connect(ClusterSettings(scheduler="missing-scheduler.json"), "cpu")
 
 
-def test_the_run_command_computes_on_a_local_cluster_with_workers(export, reference, checkpoint, capsys):
-    # the --workers option of cli/run.py (cli/cluster_options.py, cli/cluster_run.py)
-    code = cli.main(["run", str(export), "--model", RUN_MODEL, "--weights", str(checkpoint), *FAST,
-                     "--workers", "2", "--chunk-size", "2"])
+def test_the_run_command_computes_gaze_guided_fixation_frames_on_a_local_cluster_with_workers(
+        export, fixations_reference, checkpoint, capsys):
+    # the --workers option of cli/run.py (cli/cluster_options.py, cli/cluster_run.py); every worker limits
+    # DensePose to the people near the gaze and records it, as the in-process run does
+    code = cli.main(["run", str(export), "--model", RUN_MODEL, "--weights", str(checkpoint), *FIXATIONS,
+                     "--workers", "2", "--chunk-size", "1"])
     assert code == EXIT_OK, capsys.readouterr().err
-    assert_same_stores(export, reference[1])
+    assert_same_stores(export, fixations_reference, frames=None)
+    assert all(ResultsStore.open(ResultsStore.default_folder(folder)).gazed_frames()
+               for folder in find_recordings(export)), "no frame made near the gaze: the test no longer tests that"
+
+
+def test_the_run_commands_min_confidence_reaches_the_workers_reading_of_pupil_core_gaze(
+    synthetic_recording, tmp_path, monkeypatch
+):
+    from dataclasses import replace
+
+    from napari_densepose_gaze.cli import cluster_run
+    from napari_densepose_gaze.cluster import worker
+    from napari_densepose_gaze.synthetic.pupil_core import pupil_core_recording_from
+
+    export = pupil_core_recording_from(synthetic_recording(), tmp_path)
+    asked: dict = {}
+    monkeypatch.setattr(cluster_run, "run_on_cluster", lambda *args, **kwargs: asked.update(kwargs) or EXIT_OK)
+    assert cli.main(["run", str(export), "--workers", "1", "--min-confidence", "0.99", "--device", "cpu"]) == EXIT_OK
+    assert asked["min_confidence"] == 0.99
+
+    job = worker.Job(source=str(export), model=ModelSettings(), options=RunOptions(), stop_event="unused",
+                     min_confidence=0.99)
+    strict = worker._WORKER.recording(job).gaze_samples
+    lenient = worker._WORKER.recording(replace(job, min_confidence=0.0)).gaze_samples
+    assert strict["not worn"].all() and not lenient["not worn"].any()

@@ -15,6 +15,7 @@ from napari_densepose_gaze.face_export import (
 from napari_densepose_gaze.face_regions import encode_uv
 from napari_densepose_gaze.gaze import flag_gaze
 from napari_densepose_gaze.hits import HitSettings, hits_from_samples
+from napari_densepose_gaze.hits.provenance import Provenance
 
 MS = 1_000_000
 H, W = 10, 20
@@ -85,8 +86,9 @@ ON_FACE = [True, True, True, True, True, False, False, False, False, False]  # t
 
 def test_gaze_on_face_has_face_mappers_columns_and_one_row_per_sample_on_a_processed_frame():
     table = gaze_on_face(tables().samples)
-    assert list(table.columns) == ["section id", "recording id", "timestamp [ns]", "gaze on face"]
+    assert list(table.columns) == ["section id", "recording id", "timestamp [ns]", "gaze on face", "time [s]"]
     assert table["timestamp [ns]"].tolist() == [g[0] * MS for g in GAZE[:10]]
+    assert table["time [s]"].tolist() == [g[0] / 1000 for g in GAZE[:10]]  # the first frame is at 0
     assert table["gaze on face"].tolist() == ON_FACE
     assert set(table["section id"]) == {"sec-1"} and set(table["recording id"]) == {"rec-1"}
 
@@ -118,9 +120,16 @@ def test_region_summary_counts_samples_dwell_and_fixations_per_person_and_region
 
 def test_write_face_files_writes_the_four_files(tmp_path):
     hits = tables()
-    written = write_face_files(hits, tmp_path / "out", recording_id="ignored-as-gaze-has-one")
+    written = write_face_files(hits, tmp_path / "out", Provenance(recording_id="rec-1", recording_name="walk"))
     assert {p.name for p in written.values()} == set(FACE_FILE_NAMES.values())
     back = pd.read_csv(written["gaze on face"])
     assert back["gaze on face"].tolist() == ON_FACE
+    assert list(back.columns) == ["section id", "recording id", "timestamp [ns]", "gaze on face", "time [s]",
+                                  "recording name"]  # Face Mapper's columns, then ours
+    landmarks = pd.read_csv(written["gaze on landmarks"])
+    assert list(landmarks.columns[-2:]) == ["time [s]", "recording name"]
+    for path in written.values():
+        table = pd.read_csv(path)
+        assert set(table["recording id"]) == {"rec-1"} and set(table["recording name"]) == {"walk"}, path.name
     assert pd.read_csv(written["regions"])["samples"].sum() == 7
     assert pd.read_csv(written["fixations on face"])["fixation on face"].tolist() == [True, False]

@@ -1,9 +1,10 @@
 """Head regions and head yaw on hand-built U, V maps with known answers.
 
-A head is drawn as a vertical cylinder seen straight on: the pixel at horizontal
-offset ``a`` (-1..1 of the radius, + to the image's right) shows the azimuth
-``yaw + asin(a)`` (0 the nose, + the person's left side, which faces the image's
-right when the person faces the camera), and V falls linearly from the top.
+A head is drawn as a sphere seen straight on (or, to check that the yaw does not
+hang on that shape, as a vertical cylinder inside the same disc): the pixel at
+``a`` across its row of the head (-1..1, + to the image's right) shows the
+azimuth ``yaw + asin(a)`` (0 the nose, + the person's left side, which faces the
+image's right when the person faces the camera), and V falls linearly from the top.
 """
 
 from __future__ import annotations
@@ -16,12 +17,15 @@ import pytest
 
 from napari_densepose_gaze.face_regions import (
     FACE_REGIONS,
+    FACING_MAX_DEG,
     LANDMARKS,
     REGION_NAMES,
     UNKNOWN_REGION,
+    across_head,
     chart23_u,
     decode_uv,
     encode_uv,
+    fit_yaw,
     head_poses,
     head_uv_map,
     region_ids,
@@ -34,12 +38,14 @@ H, W = 120, 160
 V_TOP, V_SPAN = 0.95, 0.9  # V at the top of the head disc, and over its diameter
 
 
-def draw_head(yaw: float, radius: float, centre=(80.0, 60.0), shape=(H, W), person: int = 1):
-    """labels, persons, u23, v of one cylinder head at ``yaw`` degrees, ``radius`` px."""
+def draw_head(yaw: float, radius: float, centre=(80.0, 60.0), shape=(H, W), person: int = 1, body: str = "sphere"):
+    """labels, persons, u23, v of one head at ``yaw`` degrees, ``radius`` px: a sphere, or a cylinder in a disc."""
     cx, cy = centre
     y, x = np.mgrid[0 : shape[0], 0 : shape[1]] + 0.5
     a, b = (x - cx) / radius, (y - cy) / radius
     inside = a**2 + b**2 <= 1
+    if body == "sphere":  # a row of the sphere is a circle of radius sqrt(1 - b^2)
+        a = a / np.sqrt(np.clip(1 - b**2, 1e-12, None))
     azimuth = (yaw + np.degrees(np.arcsin(np.clip(a, -1, 1))) + 180) % 360 - 180
     labels = np.where(inside, np.where(azimuth > 0, 24, 23), 0).astype(np.uint8)
     persons = np.where(inside, person, 0).astype(np.uint8)
@@ -49,12 +55,16 @@ def draw_head(yaw: float, radius: float, centre=(80.0, 60.0), shape=(H, W), pers
 
 
 def pixel_of(part: int, u: float, v: float, yaw: float, radius: float, centre=(80.0, 60.0)) -> tuple[float, float]:
-    """Image (x, y) where :func:`draw_head` puts (part, U, V)."""
+    """Image (x, y) where :func:`draw_head` (a sphere) puts (part, U, V)."""
     u23 = u if part == 23 else 1 - u
     azimuth = (1 - u23) * 180 * (1 if part == 24 else -1)
-    a = math.sin(math.radians(azimuth - yaw))
     b = (V_TOP - v) / V_SPAN * 2 - 1
+    a = math.sin(math.radians(azimuth - yaw)) * math.sqrt(1 - b**2)
     return centre[0] + a * radius, centre[1] + b * radius
+
+
+def yaw_error(found: float, yaw: float) -> float:
+    return abs((found - yaw + 180) % 360 - 180)
 
 
 def one_frame_hits(head, points, radius=0.0):
@@ -180,15 +190,59 @@ def test_gaze_near_the_eye_boundary_falls_on_either_side():
 
 
 # ------------------------------------------------------------------ head yaw
+VIEWS_OF_A_HEAD = {  # name -> yaw, degrees (+: the person's left ear towards the camera)
+    "frontal": 0, "three-quarter left": 45, "three-quarter right": -45, "profile left": 90,
+    "profile right": -90, "back three-quarter": 135, "back": 180, "slightly turned": 20, "mostly away": -120,
+}
+
+
+@pytest.mark.parametrize("body", ["sphere", "cylinder"])
 @pytest.mark.parametrize("radius", [6, 15, 40])
-@pytest.mark.parametrize("yaw", [0, 20, -45, 90, -120, 180])
-def test_head_yaw_is_recovered_from_a_drawn_head(yaw, radius):
-    labels, persons, u23, _ = draw_head(yaw, radius)
+@pytest.mark.parametrize("view", list(VIEWS_OF_A_HEAD))
+def test_head_yaw_is_recovered_from_a_drawn_head(view, radius, body):
+    yaw = VIEWS_OF_A_HEAD[view]
+    labels, persons, u23, _ = draw_head(yaw, radius, body=body)
     pose = head_poses(labels, persons, u23).iloc[0]
-    error = (pose["head yaw [deg]"] - yaw + 180) % 360 - 180
-    assert abs(error) < (8 if radius < 10 else 3)
-    assert bool(pose["facing wearer"]) == (abs(yaw) <= 30)
+    assert yaw_error(pose["head yaw [deg]"], yaw) < (6 if radius < 10 else 3)
+    assert bool(pose["facing wearer"]) == (abs(yaw) <= FACING_MAX_DEG)
     assert 0 <= pose["facing confidence"] <= 1
+
+
+@pytest.mark.parametrize("radius", [8, 30])
+@pytest.mark.parametrize("yaw", [0, 30, -60])  # on a profile the midline is the outline itself
+def test_the_front_midline_lies_at_minus_sin_yaw_across_the_head(yaw, radius):
+    labels, persons, u23, _ = draw_head(yaw, radius)
+    rows, cols = np.nonzero(labels > 0)
+    across = across_head(rows, cols)
+    assert across.min() > -1 and across.max() < 1
+    # the front midline: where the person's right half (23) meets the left (24) with u23 near 1
+    right, left = labels[rows, cols] == 23, labels[rows, cols] == 24
+    front = u23[rows, cols] > 0.5
+    midline = []
+    for row in np.unique(rows):
+        on = rows == row
+        r23, r24 = np.flatnonzero(on & right & front), np.flatnonzero(on & left & front)
+        if len(r23) and len(r24):
+            midline.append((across[r23].max() + across[r24].min()) / 2)
+    assert len(midline) > 2
+    assert abs(float(np.median(midline)) + math.sin(math.radians(yaw))) < 2.5 / radius
+
+
+@pytest.mark.parametrize("radius", [15, 40])
+@pytest.mark.parametrize("yaw", [45, -45, 0])
+def test_yaw_holds_when_part_of_the_head_lost_its_uv_which_visible_front_share_alone_cannot(yaw, radius):
+    """Pixels painted onto the head have no U, V: the visible ones are then lopsided, not the head."""
+    labels, persons, u23, _ = draw_head(yaw, radius)
+    painted = u23.copy()
+    x = np.arange(W) + 0.5
+    painted[:, x > 80 + radius * 0.3] = np.nan  # the image's right part of the head, painted by hand
+    pose = head_poses(labels, persons, painted).iloc[0]
+    assert yaw_error(pose["head yaw [deg]"], yaw) < 4
+    # what the visible pixels' mean azimuth (no place in the head) would say is far off
+    known = (labels > 0) & np.isfinite(painted)
+    az = np.deg2rad(np.where(labels[known] == 24, 1, -1) * (1 - painted[known]) * 180)
+    mean_only = math.degrees(math.atan2(np.sin(az).sum(), np.cos(az).sum()))
+    assert yaw_error(mean_only, yaw) > 15
 
 
 def test_a_frontal_big_head_is_a_confident_facing_one_and_a_tiny_one_is_not():
@@ -199,18 +253,50 @@ def test_a_frontal_big_head_is_a_confident_facing_one_and_a_tiny_one_is_not():
     assert big["front share"] > 0.7 and head_poses(*draw_head(180, 40)[:3]).iloc[0]["front share"] == 0
 
 
+def test_labels_that_do_not_describe_a_turned_head_get_no_confidence():
+    labels, persons, u23, _ = draw_head(0, 30)
+    shuffled = u23.copy()
+    inside = labels > 0
+    shuffled[inside] = np.random.default_rng(3).permutation(u23[inside])  # azimuths at random places
+    sides = labels.copy()
+    sides[inside] = np.where(np.random.default_rng(4).random(int(inside.sum())) < 0.5, 23, 24)
+    pose = head_poses(sides, persons, shuffled).iloc[0]
+    assert pose["facing confidence"] < 0.2
+
+
+def test_too_few_pixels_for_a_fit_fall_back_to_the_mean_azimuth_without_confidence():
+    yaw, miss = fit_yaw(np.array([0.2, 0.3]), np.array([30.0, 30.0]))
+    assert yaw == pytest.approx(30.0) and math.isnan(miss)
+    labels = np.zeros((4, 4), np.uint8)
+    labels[1, 1:3] = 24
+    u23 = np.full((4, 4), np.nan, np.float32)
+    u23[1, 1:3] = 0.5
+    pose = head_poses(labels, (labels > 0).astype(np.uint8), u23).iloc[0]
+    assert pose["head yaw [deg]"] == pytest.approx(90.0) and pose["facing confidence"] == 0
+
+
 def test_yaw_of_a_random_head_it_has_never_seen_and_its_mirror_image():
     rng = np.random.default_rng(20261201)
     for _ in range(20):
         yaw, radius = float(rng.uniform(-179, 179)), float(rng.uniform(8, 50))
         centre = (float(rng.uniform(55, 105)), float(rng.uniform(55, 65)))
-        labels, persons, u23, _ = draw_head(yaw, radius, centre)
+        body = str(rng.choice(["sphere", "cylinder"]))
+        labels, persons, u23, _ = draw_head(yaw, radius, centre, body=body)
         pose = head_poses(labels, persons, u23).iloc[0]["head yaw [deg]"]
-        assert abs((pose - yaw + 180) % 360 - 180) < 4
+        assert yaw_error(pose, yaw) < 4
         # the mirror image (flip left-right and swap the halves) turns the head the other way
         mirrored = np.where(labels[:, ::-1] == 23, 24, np.where(labels[:, ::-1] == 24, 23, 0)).astype(np.uint8)
         flipped = head_poses(mirrored, persons[:, ::-1], u23[:, ::-1]).iloc[0]["head yaw [deg]"]
         assert abs((flipped + pose + 180) % 360 - 180) < 1e-6
+
+
+def test_two_heads_in_one_frame_get_their_own_yaws():
+    left, right = draw_head(60, 20, centre=(40.0, 60.0), person=1), draw_head(-10, 25, centre=(115.0, 60.0), person=2)
+    labels = np.maximum(left[0], right[0])
+    persons = np.maximum(left[1], right[1])
+    u23 = np.where(left[1] > 0, left[2], right[2])
+    poses = head_poses(labels, persons, u23).set_index("person")["head yaw [deg]"]
+    assert yaw_error(poses[1], 60) < 3 and yaw_error(poses[2], -10) < 3
 
 
 def test_frame_and_fixation_tables_carry_region_and_the_pose_of_the_gazed_person():

@@ -20,12 +20,14 @@ from napari_densepose_gaze.hit_export import (
     write_peer_files,
 )
 from napari_densepose_gaze.hits import HitSettings, compute_hits, hits_from_samples
-from napari_densepose_gaze.hits.schema import COLUMNS
+from napari_densepose_gaze.hits.provenance import Provenance
+from napari_densepose_gaze.hits.schema import COLUMNS, RECORDING_COLUMNS
 from napari_densepose_gaze.parts import PART_NAMES
 from napari_densepose_gaze.recording import Recording
 from napari_densepose_gaze.store import ResultsStore
 
 MS = 1_000_000
+PROVENANCE = Provenance(recording_id="r1", recording_name="first walk", densepose={"model": "R_50_FPN_s1x"})
 FRAME_TS = np.array([0, 33, 66, 99], dtype=np.int64) * MS
 
 
@@ -60,12 +62,13 @@ ROWS = [(1, 10.5, 7.5, 1), (30, 30.0, 20.0, 1), (34, 7.0, 7.0, 1), (67, 7.0, 7.0
 
 def test_every_table_is_written_with_its_documented_columns(tmp_path):
     tables, *_ = tables_for(ROWS)
-    written = export_hit_tables(tables, tmp_path / "out")
+    written = export_hit_tables(tables, tmp_path / "out", PROVENANCE)
     for name, file_name in FILE_NAMES.items():
         assert written[name] == tmp_path / "out" / file_name
         table = pd.read_csv(written[name])
         documented = list(COLUMNS[name])
         assert list(table.columns[: len(documented)]) == documented, name
+        assert table.columns[-1] == "recording name" and set(RECORDING_COLUMNS) <= set(table.columns), name
         assert len(table) == len(getattr(tables, name))
     samples = pd.read_csv(written["samples"])
     assert {"section id", "recording id", "worn", "azimuth [deg]"} <= set(samples.columns)  # gaze.csv's own
@@ -74,7 +77,10 @@ def test_every_table_is_written_with_its_documented_columns(tmp_path):
     parts = pd.read_csv(written["parts"])
     assert parts["part"].tolist() == list(PART_NAMES.values())
     settings = json.loads(written["settings"].read_text())
-    assert settings == {"radius": 3.0, "unit": "px", "max_gap_ms": 50.0, "start timestamp [ns]": 0}
+    assert {k: settings[k] for k in ("recording id", "recording name", "radius", "unit", "max_gap_ms",
+                                     "start timestamp [ns]", "densepose")} == {
+        "recording id": "r1", "recording name": "first walk", "radius": 3.0, "unit": "px", "max_gap_ms": 50.0,
+        "start timestamp [ns]": 0, "densepose": {"model": "R_50_FPN_s1x"}}
 
 
 EVENTS = pd.DataFrame({"timestamp [ns]": np.array([-5, 60, 70, 60], dtype=np.int64) * MS,
@@ -83,12 +89,15 @@ EVENTS = pd.DataFrame({"timestamp [ns]": np.array([-5, 60, 70, 60], dtype=np.int
 
 def test_peer_files_have_the_peer_layout_and_values(tmp_path):
     tables, labels, persons = tables_for(ROWS)
-    written = write_peer_files(tables, tmp_path, labels, persons, [0, 1, 2], pts=np.array([0, 10, 20, 30]),
-                               events=EVENTS)
+    written = write_peer_files(tables, tmp_path, labels, persons, [0, 1, 2], provenance=PROVENANCE,
+                               pts=np.array([0, 10, 20, 30]), events=EVENTS)
     frames = pd.read_csv(written["densepose"], keep_default_na=False)
+    # the peer's columns, then ours
     assert list(frames.columns) == ["frames", "pts", "timestamp [ns]", "section id", "recording id", "gaze x [px]",
                                     "gaze y [px]", "worn", "fixation id", "blink id", "azimuth [deg]",
-                                    "elevation [deg]", "densepose", "closest_annotation"]
+                                    "elevation [deg]", "densepose", "closest_annotation", "time [s]",
+                                    "recording name"]
+    assert frames["time [s]"].tolist() == [0.0, 0.033, 0.066]
     # the processed section: frames 0..2 (frame 3 has no results, so the peer's run would not have reached it)
     assert frames["frames"].tolist() == [0, 1, 2]
     assert frames["pts"].tolist() == [0, 10, 20]
@@ -102,22 +111,23 @@ def test_peer_files_have_the_peer_layout_and_values(tmp_path):
     # events at 60 ms are 6 ms away)
     assert frames["closest_annotation"].tolist() == ["recording.begin", "trial", "late"]
     counts = pd.read_csv(written["parts_count"])
-    assert list(counts.columns) == ["part", "count"]
+    assert list(counts.columns) == ["part", "count", "recording id", "recording name"]
     # all once: in the order they first appear, as the peer's dict keeps them
-    assert counts.to_dict("list") == {"part": ["TORSO_FRONT", "HEAD_RIGHT", "LEFT_HAND"], "count": [1, 1, 1]}
+    assert counts[["part", "count"]].to_dict("list") == {"part": ["TORSO_FRONT", "HEAD_RIGHT", "LEFT_HAND"],
+                                                         "count": [1, 1, 1]}
 
 
 def test_the_closest_annotation_on_a_tie_is_the_first_event_in_the_table(tmp_path):
     tables, labels, persons = tables_for(ROWS)
     events = pd.DataFrame({"timestamp [ns]": np.array([63, 63], dtype=np.int64) * MS, "name": ["first", "second"]})
-    written = write_peer_files(tables, tmp_path, labels, persons, [2], events=events)
+    written = write_peer_files(tables, tmp_path, labels, persons, [2], provenance=PROVENANCE, events=events)
     frames = pd.read_csv(written["densepose"])
     assert frames["frames"].tolist() == [2] and frames["closest_annotation"].tolist() == ["first"]
 
 
 def test_no_processed_frame_gives_the_peer_files_without_rows(tmp_path):
     tables, labels, persons = tables_for(ROWS, processed=())
-    written = write_peer_files(tables, tmp_path, labels, persons, [], events=EVENTS)
+    written = write_peer_files(tables, tmp_path, labels, persons, [], provenance=PROVENANCE, events=EVENTS)
     assert pd.read_csv(written["densepose"]).empty and pd.read_csv(written["parts_count"]).empty
 
 
@@ -125,9 +135,9 @@ def test_peer_parts_count_sorts_by_count_then_first_appearance(tmp_path):
     rows = [(1, 7.0, 7.0, 1), (34, 7.0, 7.0, 1), (67, 7.0, 7.0, 1)]
     tables, labels, persons = tables_for(rows, radius=0.0)
     labels[2] = labels[1]  # frame 2 shows the left hand too
-    written = write_peer_files(tables, tmp_path, labels, persons, [0, 1, 2])
+    written = write_peer_files(tables, tmp_path, labels, persons, [0, 1, 2], provenance=PROVENANCE)
     counts = pd.read_csv(written["parts_count"])
-    assert counts.to_dict("list") == {"part": ["LEFT_HAND", "HEAD_RIGHT"], "count": [2, 1]}
+    assert counts[["part", "count"]].to_dict("list") == {"part": ["LEFT_HAND", "HEAD_RIGHT"], "count": [2, 1]}
     frames = pd.read_csv(written["densepose"])
     assert frames["pts"].isna().all()  # no pts given
     assert frames["closest_annotation"].isna().all()  # no events given
@@ -170,6 +180,6 @@ def test_a_table_that_cannot_be_written_is_named_and_leaves_no_partial_file(tmp_
     out = tmp_path / "out"
     (out / FILE_NAMES["frames"]).mkdir(parents=True)  # a folder where the CSV should go: the rename fails
     with pytest.raises(DensePoseGazeError, match=FILE_NAMES["frames"]):
-        export_hit_tables(tables, out)
+        export_hit_tables(tables, out, PROVENANCE)
     assert not [p.name for p in out.iterdir() if p.name.startswith(".")]  # no temporary file left behind
     assert (out / FILE_NAMES["samples"]).is_file()  # the tables before it were written whole

@@ -11,13 +11,20 @@ the front midline (nose, lips) and 0 on the back midline on both halves, and V i
 The region table and the landmark positions were fitted by hand to the DensePose
 template atlas, not to predictions on real footage: a documented starting point.
 
-Head yaw. A head seen by the scene camera shows the half of its surface that faces
-the camera. Reading ``u23`` and the side as an azimuth around the head's vertical
+Head yaw. Reading ``u23`` and the side as an azimuth around the head's vertical
 axis (0 at the nose, +-180 at the back of the head, positive on the person's left
-side, :func:`azimuth_deg`), the visible pixels of a roughly cylindrical head spread
-symmetrically around the azimuth that faces the camera, so their circular mean is
-the head's yaw relative to the camera (:func:`head_poses`). It is head orientation,
-not eye contact: it says nothing about where the person's eyes look.
+side, :func:`azimuth_deg`), a head turned by ``yaw`` from the camera shows each
+azimuth at a fixed place across the head: on a roughly cylindrical or spherical
+head, a pixel that lies at ``a`` across its row of the head (-1 at the head's left
+edge in the image, +1 at its right) shows the azimuth for which
+``a = sin(azimuth - yaw)``. The front midline (azimuth 0) thus lies at
+``a = -sin(yaw)``: in the middle of a frontal head, towards the image's left on a
+head turned to its own right, at an edge on a profile. :func:`head_poses` fits
+that relation to every head pixel with U, V, so the yaw rests on where the
+midline and the rest of the front lie in the head, not on how much of the front
+is visible; the head's outline comes from all its pixels, with or without U, V, so
+a head partly painted by hand still gets its yaw. It is head orientation, not eye
+contact: it says nothing about where the person's eyes look.
 """
 
 from __future__ import annotations
@@ -35,13 +42,16 @@ __all__ = [
     "HEAD_PARTS",
     "LANDMARKS",
     "POSE_COLUMNS",
+    "REGION_COLORS",
     "REGION_NAMES",
     "UNKNOWN_REGION",
     "Ellipse",
+    "across_head",
     "azimuth_deg",
     "chart23_u",
     "decode_uv",
     "encode_uv",
+    "fit_yaw",
     "head_poses",
     "head_uv_map",
     "region_ids",
@@ -65,6 +75,10 @@ REGION_NAMES: dict[int, str] = {
 UNKNOWN_REGION = 7
 #: the regions that make up the face (what Face Mapper calls "on a face")
 FACE_REGIONS = frozenset({1, 2, 3, 4, 5})
+#: region id -> colour (hex), the same in the head-region chart and napari's head-region layer
+REGION_COLORS: dict[int, str] = {
+    1: "#1f77b4", 2: "#17becf", 3: "#ff7f0e", 4: "#d62728", 5: "#f7c6a3", 6: "#8c8c8c", 7: "#e7e7e7",
+}
 
 
 @dataclass(frozen=True)
@@ -102,9 +116,12 @@ LANDMARKS: dict[str, tuple[int, float, float]] = {
 
 #: a head counts as facing the camera when its yaw is within this many degrees of straight on
 FACING_MAX_DEG = 30.0
-# Mean resultant length of azimuths seen on a cylinder (density ~ cos): pi / 4. A
-# head whose labels scatter more than that around their mean is less trustworthy.
-_IDEAL_RESULTANT = math.pi / 4
+# How far (RMS, in half-widths of the head) the head pixels may miss the turned-head
+# relation a = sin(azimuth - yaw) before the fit says nothing: labels that far off
+# do not describe a head turned one way.
+_LOOSE_FIT = 0.5
+# Fewer head pixels with U, V than this cannot carry a fit of two numbers.
+_MIN_FIT_PX = 3
 # Head pixels at which an estimate counts as well supported (a few output pixels
 # of a 112x112 DensePose map say little about a head's orientation).
 _FULL_SUPPORT_PX = 50.0
@@ -202,6 +219,44 @@ def head_uv_map(
     return u23, v
 
 
+def across_head(rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """Where each pixel lies across its row of a head: -1 at the row's left edge in the image, +1 at its right.
+
+    ``rows``, ``cols`` are all the head's pixels; the edges are the outer sides of
+    each row's outermost pixels, so a row's centre is 0 whatever its width.
+    """
+    rows = np.asarray(rows, dtype=np.int64)
+    cols = np.asarray(cols, dtype=np.float64)
+    if rows.size == 0:
+        return np.zeros(0, dtype=np.float64)
+    _, index = np.unique(rows, return_inverse=True)
+    left = np.full(int(index.max()) + 1, np.inf)
+    right = np.full_like(left, -np.inf)
+    np.minimum.at(left, index, cols)
+    np.maximum.at(right, index, cols)
+    centre, half = (left + right + 1) / 2, (right - left + 1) / 2
+    return (cols + 0.5 - centre[index]) / half[index]
+
+
+def fit_yaw(across: np.ndarray, azimuth: np.ndarray) -> tuple[float, float]:
+    """``(yaw [deg], RMS miss)`` of head pixels at ``across`` (:func:`across_head`) showing ``azimuth`` (degrees).
+
+    Least squares of ``across = sin(azimuth - yaw) = cos(yaw) sin(azimuth) -
+    sin(yaw) cos(azimuth)``, linear in (cos, sin) of the yaw. Where the pixels
+    cannot carry it (too few, or all one azimuth) the circular mean azimuth
+    stands in, with a NaN miss.
+    """
+    across = np.asarray(across, dtype=np.float64)
+    phi = np.deg2rad(np.asarray(azimuth, dtype=np.float64))
+    design = np.column_stack([np.sin(phi), -np.cos(phi)])
+    if across.size >= _MIN_FIT_PX and np.linalg.matrix_rank(design, tol=1e-6 * math.sqrt(across.size)) == 2:
+        (c, s), *_ = np.linalg.lstsq(design, across, rcond=None)
+        if math.hypot(c, s) > 1e-9:
+            miss = float(np.sqrt(np.mean((design @ np.array([c, s]) - across) ** 2)))
+            return math.degrees(math.atan2(s, c)), miss
+    return math.degrees(math.atan2(float(np.sin(phi).sum()), float(np.cos(phi).sum()))), math.nan
+
+
 def head_poses(
     labels: np.ndarray, persons: np.ndarray, u23: np.ndarray, people: Mapping[int, object] | list[int] | None = None
 ) -> pd.DataFrame:
@@ -209,32 +264,35 @@ def head_poses(
 
     ``labels``, ``persons`` (person index 1..n) and ``u23`` (NaN where unknown)
     are one frame's maps; ``people`` limits the persons (default: all with head
-    pixels). Columns :data:`POSE_COLUMNS`: ``head yaw [deg]`` is the circular
-    mean azimuth of the head pixels with U, V (0: the face towards the camera,
-    +90: the person's left ear towards it, +-180: the back of the head);
-    ``facing wearer`` is ``|yaw| <= FACING_MAX_DEG``; ``facing confidence`` (0..1)
-    grows with the head's size in pixels, with how consistently its azimuths
-    cluster, and with the yaw's distance from the threshold.
+    pixels with U, V). Columns :data:`POSE_COLUMNS`: ``head yaw [deg]`` is
+    :func:`fit_yaw` of the head pixels with U, V, placed across the person's
+    whole head outline (0: the face towards the camera, +90: the person's left
+    ear towards it, +-180: the back of the head); ``front share`` is the share of
+    them on the face (``u23 >= FACE_MIN_U``); ``facing wearer`` is
+    ``|yaw| <= FACING_MAX_DEG``; ``facing confidence`` (0..1) grows with the
+    head's size in pixels, with how well its pixels fit a head turned by that
+    yaw, and with the yaw's distance from the threshold.
     """
     labels = np.asarray(labels)
     persons = np.asarray(persons)
     u23 = np.asarray(u23, dtype=np.float64)
-    head = ((labels == _RIGHT) | (labels == _LEFT)) & np.isfinite(u23)
-    wanted = sorted({int(p) for p in np.unique(persons[head]) if p}) if people is None else [int(p) for p in people]
+    head = (labels == _RIGHT) | (labels == _LEFT)
+    known = head & np.isfinite(u23)
+    wanted = sorted({int(p) for p in np.unique(persons[known]) if p}) if people is None else [int(p) for p in people]
     rows = []
     for p in wanted:
-        mine = head & (persons == p)
+        rr, cc = np.nonzero(head & (persons == p))
+        mine = known[rr, cc]
         n = int(mine.sum())
         if n == 0:
             rows.append((p, 0, np.nan, np.nan, pd.NA, np.nan))
             continue
-        az = np.deg2rad(azimuth_deg(labels[mine], u23[mine]))
-        s, c = float(np.sin(az).sum()), float(np.cos(az).sum())
-        yaw = math.degrees(math.atan2(s, c))
-        resultant = math.hypot(s, c) / n
-        support = (1.0 - math.exp(-n / _FULL_SUPPORT_PX)) * min(1.0, resultant / _IDEAL_RESULTANT)
+        r, c = rr[mine], cc[mine]
+        yaw, miss = fit_yaw(across_head(rr, cc)[mine], azimuth_deg(labels[r, c], u23[r, c]))
+        fit = 0.0 if math.isnan(miss) else max(0.0, 1.0 - miss / _LOOSE_FIT)
+        support = (1.0 - math.exp(-n / _FULL_SUPPORT_PX)) * fit
         margin = min(1.0, abs(abs(yaw) - FACING_MAX_DEG) / _FACING_MARGIN_DEG)
-        front = float((u23[mine] >= FACE_MIN_U).mean())
+        front = float((u23[r, c] >= FACE_MIN_U).mean())
         rows.append((p, n, front, yaw, abs(yaw) <= FACING_MAX_DEG, support * margin))
     table = pd.DataFrame(rows, columns=list(POSE_COLUMNS))
     table["person"] = table["person"].astype(np.int64)

@@ -38,7 +38,7 @@ import pandas as pd
 
 from .durable import atomic_path
 from .errors import DensePoseGazeError
-from .face_regions import FACE_REGIONS, HEAD_PARTS, REGION_NAMES, UNKNOWN_REGION
+from .face_regions import FACE_REGIONS, HEAD_PARTS, REGION_COLORS, REGION_NAMES, UNKNOWN_REGION
 from .parts import PART_NAMES, part_color
 
 if TYPE_CHECKING:
@@ -323,7 +323,8 @@ def write_report(tables: HitTables, folder: str | os.PathLike[str], *, name: str
 
 
 # one colour per head region (REGION_NAMES order), for the head-region chart
-_REGION_COLORS = {1: "#1f77b4", 2: "#17becf", 3: "#ff7f0e", 4: "#d62728", 5: "#f7c6a3", 6: "#8c8c8c"}
+# the six regions the chart draws (7, unknown, has no place on the atlas)
+_REGION_COLORS = {r: c for r, c in REGION_COLORS.items() if r != UNKNOWN_REGION}
 
 
 def head_region_chart(out_stem: str | os.PathLike[str]) -> dict[str, Path]:

@@ -5,6 +5,15 @@
 columns in :data:`~napari_densepose_gaze.hits.schema.COLUMNS`) and ``hit_settings.json``.
 :func:`export_recording_hits` adds the face files (:mod:`.face_export`) and the peer's files.
 
+Exports are made to be pooled: every CSV ends with the recording's id and name
+(:func:`~napari_densepose_gaze.hits.schema.with_recording`), and
+``hit_settings.json`` says what made them: the recording, the hit definition
+and the results store's DensePose metadata (:class:`~napari_densepose_gaze.hits.provenance.Provenance`).
+It is written first, so a folder with an export always says whose it is: an
+export into a folder that holds another recording's is refused
+(:func:`check_export_folder`); the same recording's export is overwritten, file by
+file, atomically.
+
 :func:`write_peer_files` writes what the peer tool, pupil-labs/densepose-module
 (``pl-densepose``), writes into its output folder, under its names, so its
 users can switch and compare (docs/switching_from_densepose_module.md):
@@ -17,9 +26,11 @@ users can switch and compare (docs/switching_from_densepose_module.md):
   ``densepose``: the parts within the hit radius of that gaze point on that
   frame, upper-case names joined by ", " in id order, ``BACKGROUND`` first when
   background lies within the radius too; then ``closest_annotation``: the
-  name of the event nearest in time to the frame (the first such event on a tie).
+  name of the event nearest in time to the frame (the first such event on a tie);
+  then ours: ``time [s]`` and ``recording name``.
 - ``parts_count.csv``: ``part``, ``count``: on how many frames each part was
-  listed, most first, ties in the order the parts first appear, background left out.
+  listed, most first, ties in the order the parts first appear, background left
+  out; then ``recording id``, ``recording name``.
 - ``gazemap.png``: the body map (our dwell-time heatmap,
   :func:`~napari_densepose_gaze.figures.body_heatmap`), and with
   ``peer_video=True`` ``densepose.mp4``: the overlay video
@@ -44,19 +55,22 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from . import __version__
 from .durable import atomic_path, atomic_write, export_folder
 from .errors import DensePoseGazeError
 from .face_export import FACE_FILE_NAMES, write_face_files
 from .hits import HitTables, look_up
 from .hits.lookup import processed_mask
-from .hits.schema import COLUMNS, documented_order
+from .hits.provenance import Provenance
+from .hits.schema import COLUMNS, RECORDING_COLUMNS, TIME_COLUMN, documented_order, with_recording
 
 if TYPE_CHECKING:
     from .recording import Recording
     from .store import ResultsStore
 
-__all__ = ["FILE_NAMES", "PEER_PART_NAMES", "PEER_FILES", "export_hit_tables", "write_peer_files",
-           "export_recording_hits", "peer_frames", "peer_counts"]
+__all__ = ["FILE_NAMES", "PEER_PART_NAMES", "PEER_FILES", "SETTINGS_FILE", "check_export_folder",
+           "export_hit_tables", "export_owner", "hit_settings", "write_peer_files", "export_recording_hits",
+           "peer_frames", "peer_counts"]
 
 #: table name -> CSV file name
 FILE_NAMES = {
@@ -95,30 +109,98 @@ _GAZE_COLUMNS = ("section id", "recording id", "gaze x [px]", "gaze y [px]", "wo
 _DERIVED = set(COLUMNS["samples"]) - set(_GAZE_COLUMNS) - {"timestamp [ns]"}
 
 
-
 def _write_csv(table: pd.DataFrame, path: Path) -> None:
     """Write durably (temporary file, then rename), so a reader never sees half a table."""
     with atomic_path(path, what="the table") as tmp:
         table.to_csv(tmp, index=False)
 
 
-def export_hit_tables(tables: HitTables, folder: str | os.PathLike[str]) -> dict[str, Path]:
-    """Write every hit table as CSV into ``folder`` (created if needed); return the paths by table name."""
-    path = export_folder(folder)
-    written: dict[str, Path] = {}
-    for name, table in tables.tables().items():
-        target = path / FILE_NAMES[name]
-        _write_csv(documented_order(name, table), target)
-        written[name] = target
-    settings = {
+def hit_settings(tables: HitTables, provenance: Provenance) -> dict[str, Any]:
+    """What ``hit_settings.json`` says: the recording, the hit definition, and the DensePose run (from its store)."""
+    id_column, name_column = RECORDING_COLUMNS
+    return {
+        id_column: provenance.recording_id,
+        name_column: provenance.recording_name,
         "radius": tables.settings.radius,
         "unit": tables.settings.unit,
         "max_gap_ms": tables.settings.max_gap_ms,
         "start timestamp [ns]": int(tables.context.start_ns),
+        "package version": __version__,  # that computed the hits; the DensePose run's is under "densepose"
+        "results store": provenance.results_store,
+        "densepose": provenance.densepose,
     }
+
+
+def _named(recording_id: Any, recording_name: Any) -> Provenance | None:
+    """The recording an export names, if it names one."""
+    recording_id, recording_name = str(recording_id or ""), str(recording_name or "")
+    if not (recording_id or recording_name):
+        return None
+    return Provenance(recording_id=recording_id, recording_name=recording_name)
+
+
+def _named_in_first_row(path: Path) -> Provenance | None:
+    try:
+        head = pd.read_csv(path, nrows=1, dtype=str, keep_default_na=False,
+                           usecols=lambda column: column in RECORDING_COLUMNS)
+    except (OSError, ValueError):  # not a table of ours after all: it says nothing
+        return None
+    first = head.iloc[0] if len(head) else pd.Series(dtype=object)
+    return _named(*(first.get(column) for column in RECORDING_COLUMNS))
+
+
+def export_owner(folder: str | os.PathLike[str]) -> tuple[Provenance, Path] | None:
+    """The recording whose hit export ``folder`` holds (its id and name), and the file that says so; or None.
+
+    ``hit_settings.json`` says it; an export from before it did is known by the
+    ``recording id`` in the first row of its tables (gaze.csv's, which they copied).
+    """
+    path = Path(folder).expanduser()
     settings_path = path / SETTINGS_FILE
-    with atomic_write(settings_path, what="the hit settings") as f:
-        f.write(json.dumps(settings, indent=2) + "\n")
+    try:
+        settings = json.loads(settings_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):  # none, or unreadable: the tables may still say
+        settings = None
+    if isinstance(settings, dict) and (owner := _named(*(settings.get(c) for c in RECORDING_COLUMNS))):
+        return owner, settings_path
+    for name in dict.fromkeys([*FILE_NAMES.values(), *FACE_FILE_NAMES.values(), PEER_FRAMES_FILE, PEER_COUNTS_FILE]):
+        if (path / name).is_file() and (owner := _named_in_first_row(path / name)):
+            return owner, path / name
+    return None
+
+
+def check_export_folder(folder: str | os.PathLike[str], provenance: Provenance) -> None:
+    """Refuse to export ``provenance``'s recording into a folder that holds another recording's hit export.
+
+    The same recording's export is written over (a re-export), and so are files
+    that do not say their recording.
+    """
+    found = export_owner(folder)
+    if found is None or provenance.same_recording(found[0]):
+        return
+    owner, says = found
+    raise DensePoseGazeError(
+        f"The folder {Path(folder).expanduser()} holds the hit export of another recording, {owner.label}, "
+        f"as its {says.name} says; exporting {provenance.label} there would mix the two recordings' files. "
+        "Choose another folder (one per recording), or remove the other recording's files from it first."
+    )
+
+
+def export_hit_tables(tables: HitTables, folder: str | os.PathLike[str], provenance: Provenance) -> dict[str, Path]:
+    """Write every hit table as CSV into ``folder`` (created if needed); return the paths by table name.
+
+    Refused (:class:`DensePoseGazeError`) when ``folder`` holds another recording's export.
+    """
+    check_export_folder(folder, provenance)
+    path = export_folder(folder)
+    settings_path = path / SETTINGS_FILE
+    with atomic_write(settings_path, what="the hit settings") as f:  # first: it says whose files follow
+        f.write(json.dumps(hit_settings(tables, provenance), indent=2) + "\n")
+    written: dict[str, Path] = {}
+    for name, table in tables.tables().items():
+        target = path / FILE_NAMES[name]
+        _write_csv(with_recording(documented_order(name, table), provenance), target)
+        written[name] = target
     written["settings"] = settings_path
     return written
 
@@ -174,6 +256,7 @@ def peer_frames(
             text[k] = ", ".join(PEER_PART_NAMES[int(i)] for i in ids.split(";"))
     merged["densepose"] = text
     merged["closest_annotation"] = _closest_event(merged["timestamp [ns]"].to_numpy(dtype=np.int64), events)
+    merged[TIME_COLUMN] = tables.context.seconds(merged["timestamp [ns]"])
     return merged.drop(columns=["_valid", "_radius"]).reset_index(drop=True)
 
 
@@ -214,15 +297,19 @@ def write_peer_files(
     persons: Any,
     processed: Any,
     *,
+    provenance: Provenance,
     pts: np.ndarray | None = None,
     events: pd.DataFrame | None = None,
     body_map: bool = False,
 ) -> dict[str, Path]:
-    """Write ``densepose.csv`` and ``parts_count.csv`` like pupil-labs/densepose-module (and ``gazemap.png``)."""
+    """Write ``densepose.csv`` and ``parts_count.csv`` like pupil-labs/densepose-module (and ``gazemap.png``).
+
+    Both end with the recording's columns (``densepose.csv`` keeps gaze.csv's ``recording id`` in place).
+    """
     path = export_folder(folder)
     frames = peer_frames(tables, labels, persons, processed, pts=pts, events=events)
-    _write_csv(frames, path / PEER_FRAMES_FILE)
-    _write_csv(peer_counts(frames), path / PEER_COUNTS_FILE)
+    _write_csv(with_recording(frames, provenance), path / PEER_FRAMES_FILE)
+    _write_csv(with_recording(peer_counts(frames), provenance), path / PEER_COUNTS_FILE)
     written = {"densepose": path / PEER_FRAMES_FILE, "parts_count": path / PEER_COUNTS_FILE}
     if body_map:
         written["gazemap"] = _write_body_map(tables, path / PEER_BODY_MAP_FILE)
@@ -262,13 +349,17 @@ def export_recording_hits(
     ``densepose.csv``, ``parts_count.csv`` and ``gazemap.png``;
     ``peer_video=True`` adds the overlay video as ``densepose.mp4``
     (``progress``/``cancel`` as for :func:`~napari_densepose_gaze.render.render_overlay`).
+    Every CSV names the recording, ``hit_settings.json`` the store's DensePose run
+    (:class:`~napari_densepose_gaze.hits.provenance.Provenance`). A folder holding
+    another recording's export is refused before anything is written (:func:`check_export_folder`).
     """
-    written = export_hit_tables(tables, folder)
-    written.update(write_face_files(tables, folder, recording_id=recording.recording_id))
+    provenance = Provenance.of(recording, store)
+    written = export_hit_tables(tables, folder, provenance)
+    written.update(write_face_files(tables, folder, provenance))
     if peer:
         pts = recording.video_reader().pts[: recording.n_frames]
         written.update(write_peer_files(tables, folder, store.labels, store.persons, store.processed_frames(),
-                                        pts=pts, events=recording.events, body_map=True))
+                                        provenance=provenance, pts=pts, events=recording.events, body_map=True))
         if peer_video:
             from .render import render_overlay
 

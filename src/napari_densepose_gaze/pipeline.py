@@ -8,10 +8,13 @@ Frames already processed are skipped, and frames a person corrected are left
 alone unless asked, so a killed or cancelled run resumes where it stopped.
 A run that wrote frames links the people from frame to frame once and stores
 their stable ids with the results, so that every later hit computation reuses them.
+A gaze-guided run (:mod:`.gaze_guided`) computes body parts only for the people a
+gaze hit can reach; a later full run completes those frames. The model is loaded
+only when some frame needs it.
 
-A run is set up from two things: :class:`ModelSettings`, what defines the
-results (kept in the store's metadata, so a resumed run must match them), and
-:class:`RunOptions`, what only steers this run.
+A run is set up from two things (:mod:`.run_settings`, re-exported here):
+:class:`ModelSettings`, what defines the results (kept in the store's metadata,
+so a resumed run must match them), and :class:`RunOptions`, what only steers this run.
 """
 
 from __future__ import annotations
@@ -21,92 +24,47 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Generator, Iterable, Sequence
-from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
-from . import __version__
-from .engine.defaults import DEFAULT_MODEL, DEFAULT_SCORE_THRESHOLD, MIN_SIZE_TEST, default_max_input_size
+from .engine.defaults import default_max_input_size
 from .errors import DensePoseGazeError
 from .face_regions import head_uv_map
-from .frame_selection import FrameSelection, select_frames
+from .frame_selection import select_frames
+from .gaze_guided import GazeGuide, gaze_guide
+from .run_settings import LoadedModel, ModelSettings, PreparedRun, Progress, RunOptions, RunSummary, run_metadata
 from .store import ResultsStore
+from .store_create import is_store
+from .store_metadata import check_same_results
 from .tracking import link_store
 
 if TYPE_CHECKING:
     from .engine.predictor import FrameResult
     from .recording import Recording
 
+__all__ = [
+    "EngineSource", "FramePredictor", "LoadedModel", "ModelLoader", "ModelSettings", "ModelSource", "PreparedRun",
+    "Progress", "RunOptions", "RunSummary", "detection_records", "iter_densepose", "load_model",
+    "open_store_for_run", "prepare_run", "run_densepose", "run_metadata",
+]
+
 
 class FramePredictor(Protocol):
-    """What the pipeline needs of an engine (our :class:`~.engine.predictor.Predictor` or Detectron2's)."""
+    """What the pipeline needs of an engine (our :class:`~.engine.predictor.Predictor` or Detectron2's).
+
+    An engine whose ``takes_box_filters`` is true also takes ``predict(frames, box_filters=...)``
+    (:meth:`.Predictor.predict`) and so can run gaze-guided; any other computes every detection.
+    """
 
     batch_size: int
 
     def predict(self, frames: Sequence[np.ndarray]) -> list[FrameResult]: ...
 
 
-@dataclass(frozen=True)
-class Progress:
-    """Where a run stands; handed to the progress callback after every batch."""
-
-    done: int  # frames processed in this run
-    total: int  # frames this run has to process
-    frames_per_s: float  # over this run so far
-    seconds_left: float | None  # at the current rate; None before the first batch
-    last_frame: int | None  # index of the last frame written
-
-    @property
-    def fraction(self) -> float:
-        return self.done / self.total if self.total else 1.0
-
-
-@dataclass(frozen=True)
-class RunSummary:
-    selected: int  # frames the selection picked
-    skipped_done: int  # of those, already processed before this run
-    skipped_edited: int  # of those, corrected by hand and left alone (also when the edit came during the run)
-    processed: int  # frames processed by this run
-    cancelled: bool
-    seconds: float
-    skipped_claimed: int = 0  # of those, being computed by another live run on the same store
-
-    @property
-    def frames_per_s(self) -> float:
-        return self.processed / self.seconds if self.seconds > 0 else 0.0
-
-
 ProgressCallback = Callable[[Progress], None]
 CancelCheck = Callable[[], bool]
-
-
-def run_metadata(
-    recording: Recording,
-    *,
-    model: str,
-    checkpoint_sha256: str,
-    score_threshold: float,
-    device: str,
-    selection: FrameSelection | None = None,
-    **extra: Any,
-) -> dict[str, Any]:
-    """The metadata a results store keeps about the run that made it."""
-    return {
-        "recording_id": recording.recording_id or recording.name,
-        "recording_folder": str(recording.folder),
-        "recording_source": recording.source,
-        "model": model,
-        "checkpoint_sha256": checkpoint_sha256,
-        "score_threshold": float(score_threshold),
-        "device": device,
-        "package_version": __version__,
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "frame_selection": selection.to_dict() if selection is not None else None,
-        **extra,
-    }
 
 
 def open_store_for_run(
@@ -152,9 +110,15 @@ class _Stage(threading.Thread):
             self.error = exc
 
 
+_DEFAULT_OPTIONS = RunOptions()  # frozen, so one instance serves every default
+
+#: An engine, or what loads it: called only when a run has frames to compute.
+EngineSource = FramePredictor | Callable[[], FramePredictor]
+
+
 def run_densepose(
     recording: Recording,
-    predictor: FramePredictor,
+    predictor: EngineSource,
     store: ResultsStore,
     frames: Iterable[int],
     *,
@@ -162,16 +126,21 @@ def run_densepose(
     cancel: CancelCheck | None = None,
     overwrite_edited: bool = False,
     queue_batches: int = 2,
+    guide: GazeGuide | None = None,
 ) -> RunSummary:
     """Run ``predictor`` on ``frames`` of ``recording`` and write each into ``store``.
 
     Frames already processed are skipped; frames edited by hand too unless
     ``overwrite_edited``. ``progress`` is called after every batch. ``cancel``
     is polled between batches: a cancelled run stops decoding, stores every
-    frame already computed, and returns.
+    frame already computed, and returns. ``guide`` (:func:`.gaze_guided.gaze_guide`)
+    limits the body parts to the people a gaze hit can reach; without it every
+    detection gets them, and frames a guided run made are completed.
+    ``predictor`` may be a function that loads the engine: it is not called
+    when no frame needs computing.
     """
     run = iter_densepose(recording, predictor, store, frames, overwrite_edited=overwrite_edited,
-                         queue_batches=queue_batches)
+                         queue_batches=queue_batches, guide=guide)
     while True:
         try:
             state = next(run)
@@ -188,13 +157,14 @@ def run_densepose(
 
 def iter_densepose(
     recording: Recording,
-    predictor: FramePredictor,
+    predictor: EngineSource,
     store: ResultsStore,
     frames: Iterable[int],
     *,
     overwrite_edited: bool = False,
     queue_batches: int = 2,
     n_writers: int | None = None,
+    guide: GazeGuide | None = None,
 ) -> Generator[Progress, bool | None, RunSummary]:
     """:func:`run_densepose` as a generator: yields a :class:`Progress` after every batch.
 
@@ -204,14 +174,22 @@ def iter_densepose(
     """
     started = time.perf_counter()
     selected = list(dict.fromkeys(int(i) for i in frames))
-    pending = store.pending(selected, overwrite_edited=overwrite_edited)
+    coverage = None if guide is None else guide.coverage
+    pending = store.pending(selected, overwrite_edited=overwrite_edited, gazed=coverage)
     # claimed, so that a second run on the store computes other frames, not these
-    todo = store.claim(pending, overwrite_edited=overwrite_edited)
+    todo = store.claim(pending, overwrite_edited=overwrite_edited, gazed=coverage)
     skipped_claimed = len(pending) - len(todo)
     edited = set(store.edited_frames().tolist())
     skipped_edited = 0 if overwrite_edited else sum(1 for i in selected if i in edited)
     skipped_done = len(selected) - len(pending) - skipped_edited
-    batch_size = max(1, int(getattr(predictor, "batch_size", 1)))
+    try:
+        engine = _engine(predictor) if todo else None  # nothing to compute: no model to load
+    except BaseException:
+        store.release(todo)
+        raise
+    started = time.perf_counter()  # rates and times of the computation, as when the model loaded beforehand
+    guided = guide is not None and bool(getattr(engine, "takes_box_filters", False))
+    batch_size = max(1, int(getattr(engine, "batch_size", 1)))
     if n_writers is None:
         n_writers = min(4, max(1, (os.cpu_count() or 2) // 4))
 
@@ -251,6 +229,8 @@ def iter_densepose(
                 if no_more_results.is_set():
                     return
                 continue
+            # A frame where the guide picked every detection is as complete as a full run's.
+            limited = guided and getattr(result, "with_parts", None) is not None
             stored = store.write_frame(
                 index,
                 result.part_map,
@@ -258,6 +238,7 @@ def iter_densepose(
                 detection_records(result),
                 overwrite_edited=overwrite_edited,
                 head_uv=head_uv_map(result.part_map, result.person_map, result.boxes, result.uv),
+                gazed=coverage if limited else None,
             )
             with counts:
                 if stored:
@@ -286,7 +267,11 @@ def iter_densepose(
                     break
                 batch.append(item)
             if batch:
-                results = predictor.predict([frame for _, frame in batch])
+                images = [frame for _, frame in batch]
+                if guided:
+                    results = engine.predict(images, box_filters=[guide.box_filter(i) for i, _ in batch])
+                else:
+                    results = engine.predict(images)
                 for (index, _), result in zip(batch, results):
                     _put_checked(computed, (index, result), writers)
                 predicted += len(batch)
@@ -329,6 +314,11 @@ def iter_densepose(
     )
 
 
+def _engine(source: EngineSource) -> FramePredictor:
+    """The engine itself: ``source``, or what calling it loads."""
+    return source if hasattr(source, "predict") else source()
+
+
 def _put_checked(q: queue.Queue, item: object, consumers: Sequence[_Stage]) -> None:
     """Put into a bounded queue without hanging once a consumer died."""
     while True:
@@ -351,51 +341,9 @@ def _drain(q: queue.Queue) -> None:
             return
 
 
-@dataclass(frozen=True)
-class ModelSettings:
-    """What defines the results: the model, its weights and how it is run. Kept in each store's metadata."""
-
-    model: str = DEFAULT_MODEL  # zoo config name
-    weights: str | Path | None = None  # a local checkpoint instead of the zoo file of ``model``
-    score_threshold: float = DEFAULT_SCORE_THRESHOLD
-    input_size: int = MIN_SIZE_TEST  # shortest edge the engine resizes frames to
-    max_input_size: int | None = None  # longest edge at most; None: default_max_input_size(input_size)
-    precision: str = "auto"
-
-
-@dataclass(frozen=True)
-class RunOptions:
-    """What only steers a run: where it computes, which frames, where it writes."""
-
-    device: str = "auto"
-    batch_size: int | None = None  # None: the engine's default for the device
-    selection: FrameSelection = FrameSelection()
-    output: str | Path | None = None  # results folder; None: beside the recording
-    overwrite_edited: bool = False  # redo frames corrected by hand (the corrections are lost)
-    cache_dir: str | Path | None = None  # weights cache folder
-
-
-@dataclass
-class PreparedRun:
-    predictor: FramePredictor
-    store: ResultsStore
-    frames: np.ndarray
-
-
-@dataclass
-class LoadedModel:
-    """An engine loaded from :class:`ModelSettings`, reusable for many recordings (see :func:`load_model`)."""
-
-    predictor: FramePredictor
-    settings: ModelSettings  # what it was loaded from; each store's metadata records it
-    name: str  # zoo config name
-    weights: Path  # the checkpoint file
-    checkpoint_sha256: str
-
-
 def load_model(
     model: ModelSettings,
-    options: RunOptions = RunOptions(),
+    options: RunOptions = _DEFAULT_OPTIONS,
     *,
     download_progress: Callable[[int, int], None] | bool = True,
 ) -> LoadedModel:
@@ -419,18 +367,65 @@ def load_model(
     return LoadedModel(predictor, model, cfg.name, Path(path), file_sha256(path))
 
 
+class ModelSource(Protocol):
+    """A model loaded when first needed (:class:`ModelLoader`, or the command line's own)."""
+
+    settings: ModelSettings
+    loaded: LoadedModel | None  # None until :meth:`get` loaded it
+
+    def get(self) -> LoadedModel: ...
+
+
+class ModelLoader:
+    """The model of a run, loaded at its first use and then kept (also for many recordings).
+
+    A run whose frames are all done, edited or claimed never uses it, and so
+    never waits for it to load.
+    """
+
+    def __init__(
+        self,
+        model: ModelSettings,
+        options: RunOptions = _DEFAULT_OPTIONS,
+        *,
+        download_progress: Callable[[int, int], None] | bool = True,
+        loaded: LoadedModel | None = None,
+        on_load: Callable[[], None] | None = None,
+    ) -> None:
+        if loaded is not None and loaded.settings != model:
+            raise ValueError(f"the loaded model was loaded from {loaded.settings}, not from {model}")
+        self.settings = model
+        self._options = options
+        self._download_progress = download_progress
+        self._on_load = on_load  # told just before the model loads (e.g. to say so on the terminal)
+        self.loaded: LoadedModel | None = loaded  # None while nothing needed it
+
+    def get(self) -> LoadedModel:
+        if self.loaded is None:
+            if self._on_load is not None:
+                self._on_load()
+            self.loaded = load_model(self.settings, self._options, download_progress=self._download_progress)
+        return self.loaded
+
+
 def prepare_run(
     recording: Recording,
     model: ModelSettings,
-    options: RunOptions = RunOptions(),
+    options: RunOptions = _DEFAULT_OPTIONS,
     *,
     download_progress: Callable[[int, int], None] | bool = True,
-    loaded: LoadedModel | None = None,
+    loaded: LoadedModel | ModelSource | None = None,
     frames: np.ndarray | None = None,
     store: ResultsStore | None = None,
 ) -> PreparedRun:
-    """Select the frames, load the engine (unless ``loaded``: one for a batch of recordings), open the store.
+    """Select the frames, open the store, and load the engine when it is first needed (unless ``loaded``).
 
+    A new store needs the model's identity, so the model loads at once; an
+    existing store is checked against the settings known without the model
+    now, and against the model's checkpoint when :attr:`PreparedRun.load_predictor`
+    first loads it, which :func:`iter_densepose` does only when some frame needs
+    computing. ``loaded`` is a loaded model, or a :class:`ModelSource` shared by a
+    batch of recordings.
     ``frames``, if given, are what ``select_frames(recording, options.selection)``
     returned to a caller that had to check the selection before loading a model
     itself; otherwise the frames are selected here, also before the model loads,
@@ -440,8 +435,12 @@ def prepare_run(
     reopened to resume (same frames, size and result-defining settings) and
     used instead of opening another; ``options.output`` is then not used.
     """
-    if loaded is not None and loaded.settings != model:
-        raise ValueError(f"the loaded model was loaded from {loaded.settings}, not from {model}")
+    if loaded is None or isinstance(loaded, LoadedModel):
+        loader: ModelSource = ModelLoader(model, options, download_progress=download_progress, loaded=loaded)
+    elif loaded.settings != model:
+        raise ValueError(f"the model source loads {loaded.settings}, not {model}")
+    else:
+        loader = loaded
     if store is not None and store.mode != "r+":
         raise DensePoseGazeError(
             f"The results store {store.folder} is open read-only, so a run cannot write into it: "
@@ -449,25 +448,62 @@ def prepare_run(
         )
     if frames is None:
         frames = select_frames(recording, options.selection)
-    if loaded is None:
-        loaded = load_model(model, options, download_progress=download_progress)
+    guide = gaze_guide(recording, options.hit_settings) if options.densepose_mode == "gazed" else None
+    folder = ResultsStore.default_folder(recording.folder) if options.output is None else Path(options.output)
+    if store is None and (loader.loaded is not None or not is_store(folder)):
+        # a store is made with the whole metadata, the model's included
+        store = open_store_for_run(recording, folder, _metadata(recording, options, loader.get()))
+        return PreparedRun(store, frames, lambda: loader.get().predictor, guide)
+    if store is None:
+        store = ResultsStore.open(folder, "r+")
+    load_predictor = _CheckedOnLoad(loader, store, recording, options)
+    if loader.loaded is not None:
+        load_predictor()
+    else:
+        # what can be checked without the model: a store of another recording or threshold fails now
+        _check_known_settings(store, recording, model)
+    return PreparedRun(store, frames, load_predictor, guide)
+
+
+class _CheckedOnLoad:
+    """The engine of a run on an existing store: loaded at the first call, then the store checked against it."""
+
+    def __init__(self, loader: ModelSource, store: ResultsStore, recording: Recording, options: RunOptions) -> None:
+        self._loader, self._store, self._recording, self._options = loader, store, recording, options
+        self._lock = threading.Lock()
+        self._checked = False
+
+    def __call__(self) -> FramePredictor:
+        with self._lock:
+            loaded = self._loader.get()
+            if not self._checked:
+                # refuses a store of another checkpoint, and records this run's device and date
+                _check_resumable(self._store, self._recording, _metadata(self._recording, self._options, loaded))
+                self._checked = True
+        return loaded.predictor
+
+
+def _metadata(recording: Recording, options: RunOptions, loaded: LoadedModel) -> dict[str, Any]:
     predictor = loaded.predictor
-    metadata = run_metadata(
+    return run_metadata(
         recording,
         model=loaded.name,
         checkpoint_sha256=loaded.checkpoint_sha256,
-        score_threshold=model.score_threshold,
+        score_threshold=loaded.settings.score_threshold,
         device=str(predictor.device),
         selection=options.selection,
         precision=str(predictor.dtype).removeprefix("torch."),
         input_size=[predictor.min_size, predictor.max_size],
         weights_file=loaded.weights.name,
     )
-    if store is None:
-        store = open_store_for_run(recording, options.output, metadata)
-    else:
-        _check_resumable(store, recording, metadata)
-    return PreparedRun(predictor, store, frames)
+
+
+def _check_known_settings(store: ResultsStore, recording: Recording, model: ModelSettings) -> None:
+    """The store check of :func:`_check_resumable` on what is known before the model loads."""
+    width, height = recording.frame_size
+    stored = store.metadata
+    known = {"recording_id": recording.recording_id or recording.name, "score_threshold": float(model.score_threshold)}
+    check_same_results(store.folder, store.shape, stored, (recording.n_frames, height, width), {**stored, **known})
 
 
 def _check_resumable(store: ResultsStore, recording: Recording, metadata: dict[str, Any]) -> None:

@@ -43,6 +43,7 @@ from .sources import (
 from .tables import BLINKS, EVENTS, FIXATIONS, GAZE, SACCADES, WORLD_TIMESTAMPS, TableSpec, read_table
 
 __all__ = [
+    "EXPECTED_FILES",
     "RECORDING_FILES",
     "EXPORT_ROOT_FILES",
     "Recording",
@@ -50,6 +51,7 @@ __all__ = [
     "find_recordings",
     "is_recording_folder",
     "looks_like_recording_or_export",
+    "no_recording_message",
 ]
 
 #: Files that only a Pupil Cloud recording folder holds (any one of them marks one).
@@ -61,6 +63,9 @@ RECORDING_FILES = (
     EVENTS.filename,
     "scene_camera.json",
 )
+#: Files any one of which marks a folder as a recording of some source (Pupil Cloud, Neon Player, native Neon,
+#: Pupil Core): what an error says a recording folder should hold.
+EXPECTED_FILES = RECORDING_FILES + MARKER_FILES
 #: Files at the root of an export (and of enrichment exports), never in a recording folder.
 EXPORT_ROOT_FILES = ("enrichment_info.txt", "sections.csv")
 _STORE_FILE = "zarr.json"  # a results store's metadata: a store (it may hold an overlay video) is never a recording
@@ -69,6 +74,13 @@ _MAX_LISTED = 8  # frame indices quoted in a warning
 
 class ExportWarning(UserWarning):
     """Something in an export differs from the format and was worked around."""
+
+
+def no_recording_message(path: str | Path, pick: str = "Pick") -> str:
+    """What to say when nothing at ``path`` is a recording: the files a recording folder holds, and what to pick."""
+    return (f"{path} holds no recording (no folder with an .mp4 or one of {', '.join(EXPECTED_FILES)}). {pick} the "
+            "unzipped 'Timeseries Data + Scene Video' export, one recording folder in it, or a Neon Player, native "
+            "Neon or Pupil Core recording folder.")
 
 
 def is_recording_folder(path: str | Path) -> bool:
@@ -151,7 +163,7 @@ def looks_like_recording_or_export(path: str | Path) -> bool:
     hears what is wrong.
     """
     path = Path(path)
-    marks = RECORDING_FILES + MARKER_FILES
+    marks = EXPECTED_FILES
     if path.is_file():
         return path.suffix.lower() == ".mp4" and _has_any(path.parent, marks)
     if not path.is_dir():
@@ -350,10 +362,7 @@ def _resolve(path: Path) -> tuple[Path, Path | None]:
         hint = no_recording_hint(path)
         if hint is not None:
             raise DensePoseGazeError(hint)
-        raise DensePoseGazeError(
-            f"{path} holds no Pupil Cloud recording (no folder with world_timestamps.csv, gaze.csv "
-            "or an .mp4). Pick the unzipped 'Timeseries Data + Scene Video' export or one recording folder in it."
-        )
+        raise DensePoseGazeError(no_recording_message(path))
     listed = "\n  ".join(str(r) for r in recordings)
     raise DensePoseGazeError(
         f"{path} holds {len(recordings)} recordings; pick one of them:\n  {listed}\n"

@@ -33,7 +33,9 @@ recorded with :meth:`ResultsStore.mark_edited` (or painted inside
 :meth:`ResultsStore.editing`) and are never overwritten by a re-run unless asked.
 Head U, V are kept for head pixels only, and count only where the label is
 still a head patch (:mod:`.store_head_uv`). A run with other result-defining
-settings may not resume a store (:mod:`.store_metadata`).
+settings may not resume a store (:mod:`.store_metadata`). A gaze-guided run
+(:mod:`.gaze_guided`) marks the frames whose body parts cover only the people near
+the gaze (:meth:`ResultsStore.gazed_frames`); a full run counts them as pending.
 
 Requires zarr >= 3.1.3 (zarr v3 format).
 """
@@ -290,14 +292,28 @@ class ResultsStore:
         with self._log.current() as log:
             return i in log.edited
 
-    def pending(self, frames: Iterable[int], *, overwrite_edited: bool = False) -> list[int]:
+    def pending(
+        self, frames: Iterable[int], *, overwrite_edited: bool = False, gazed: tuple[float, str] | None = None
+    ) -> list[int]:
         """The frames of ``frames`` still to run, in the given order, without repeats.
 
         Processed frames are done unless damaged (their chunk files do not match
         their checksums). Frames edited by hand are left alone unless
         ``overwrite_edited`` (then they are redone even if processed).
+        ``gazed`` is the ``(radius, unit)`` a gaze-guided run limits DensePose to;
+        by default (None) a run needs every detection's body parts, so frames a
+        gaze-guided run made (:meth:`gazed_frames`) are pending too.
         """
-        return self._verifier.pending([self._frame_index(f) for f in frames], overwrite_edited)[0]
+        return self._verifier.pending([self._frame_index(f) for f in frames], overwrite_edited, gazed)[0]
+
+    def gazed_frames(self) -> dict[int, tuple[float, str]]:
+        """Processed frames whose body parts cover only the detections near the gaze, with that ``(radius, unit)``.
+
+        Every other processed frame (all of them in stores from before gaze-guided runs) has
+        the body parts of every detection.
+        """
+        with self._log.current() as log:
+            return {i: record.gazed for i, record in sorted(log.done.items()) if record.gazed is not None}
 
     def verify(self, frames: Iterable[int] | None = None) -> list[tuple[int, str]]:
         """Every damaged processed frame (of ``frames``, default all) with what is wrong, sorted by frame.
@@ -350,6 +366,7 @@ class ResultsStore:
         *,
         overwrite_edited: bool = False,
         head_uv: tuple[np.ndarray, np.ndarray] | None = None,
+        gazed: tuple[float, str] | None = None,
     ) -> bool:
         """Store one frame's results and mark it processed, safe against a kill at any point.
 
@@ -358,8 +375,10 @@ class ResultsStore:
         ``y2 [px]`` (or ``x1``... without unit) and ``score``.
         ``head_uv`` is ``(u23, v)`` (:func:`.face_regions.head_uv_map`), floats
         in [0, 1] or NaN, kept where ``labels`` is 23 or 24; without it the
-        frame's head pixels have no U, V. Returns True when stored; False when the frame is edited by hand (even
-        if the edit lands while this call runs) and is kept, unless ``overwrite_edited``.
+        frame's head pixels have no U, V. ``gazed`` is the ``(radius, unit)`` a gaze-guided
+        run limited the body parts to (None: every detection has them). Returns True when stored;
+        False when the frame is edited by hand (even if the edit lands while this call runs) and is
+        kept, unless ``overwrite_edited``.
         A full disk raises a :class:`DensePoseGazeError`; the frame stays pending
         and every frame stored before stays processed.
         """
@@ -371,7 +390,9 @@ class ResultsStore:
         if self._head_uv is not None:
             maps.update(head_uv_codes(maps["labels"], head_uv, (height, width)))
         records = detection_records(detections)
-        return self._writer.write(i, maps, records, overwrite_edited=overwrite_edited)
+        if gazed is not None:
+            gazed = (float(gazed[0]), str(gazed[1]))
+        return self._writer.write(i, maps, records, overwrite_edited=overwrite_edited, gazed=gazed)
 
     def mark_edited(self, frame: int) -> None:
         """Record that a person changed this frame by hand (cheap if already marked)."""
@@ -396,8 +417,10 @@ class ResultsStore:
         self._writer.clear(self._frame_index(frame))
 
     # ----------------------------------------------------------------- claims
-    def claim(self, frames: Iterable[int], *, overwrite_edited: bool = False) -> list[int]:
-        """Claim the frames of :meth:`pending` that no other live run claimed; returns them in order.
+    def claim(
+        self, frames: Iterable[int], *, overwrite_edited: bool = False, gazed: tuple[float, str] | None = None
+    ) -> list[int]:
+        """Claim the frames of :meth:`pending` (same arguments) that no other live run claimed, in order.
 
         A run claims what it is about to compute, so a second run on the store
         skips those frames. Claims end with the frame's done line, with
@@ -406,7 +429,7 @@ class ResultsStore:
         """
         self._check_writable()
         indices = [self._frame_index(f) for f in frames]
-        wanted, damaged = self._verifier.pending(indices, overwrite_edited)
+        wanted, damaged = self._verifier.pending(indices, overwrite_edited, gazed)
         return self._writer.claim(wanted, damaged, overwrite_edited=overwrite_edited)
 
     def release(self, frames: Iterable[int] | None = None) -> None:

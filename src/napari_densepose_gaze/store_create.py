@@ -153,10 +153,8 @@ def _already_a_store(folder: Path) -> DensePoseGazeError:
 def is_store(folder: Path) -> bool:
     """Whether ``folder`` holds a complete store (its marker: the store attributes in zarr.json)."""
     meta = folder / "zarr.json"
-    if not meta.is_file():
-        return False
-    try:
-        return ATTRS_KEY in json.loads(meta.read_text()).get("attributes", {})
+    try:  # is_file() too raises for some names (one too long for the file system): no store there either
+        return meta.is_file() and ATTRS_KEY in json.loads(meta.read_text()).get("attributes", {})
     except (OSError, ValueError, AttributeError):
         return False
 

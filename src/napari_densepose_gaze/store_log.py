@@ -4,7 +4,8 @@ The log is append-only. Each line is ``<crc32 of payload, 8 hex digits> <JSON pa
 the events are::
 
     {"frame": i, "event": "done", "detections": [[person, x1, y1, x2, y2, score], ...],
-     "chunks": {"labels": [size, crc32] | null, "persons": ...}}   # older lines have no chunks
+     "chunks": {"labels": [size, crc32] | null, "persons": ...},    # older lines have no chunks
+     "gazed": [radius, "px" | "deg"]}                               # only gaze-guided frames have it
     {"frame": i, "event": "edited"}                                 # corrected by hand
     {"frame": i, "event": "reset"}                                  # forget the frame
     {"frames": [i, ...], "event": "claimed", "by": writer}          # a run is computing them
@@ -16,7 +17,10 @@ line before them in their file).
 
 A frame is processed while its last done line has not been undone by a reset;
 ``chunks`` records the size and checksum of each chunk file the done line vouches
-for (null: no file, the frame is all background). A done line never clears an
+for (null: no file, the frame is all background); ``gazed`` marks a frame whose
+DensePose heads ran only for the detections within that hit radius of its gaze
+(:mod:`.gaze_guided`), and its absence (on every line of older versions) a frame
+where every detection has its body parts. A done line never clears an
 edit mark: a writer that overwrites an edit logs a reset first, so an edit that
 lands after the writer looked is kept whatever order the lines are replayed in.
 
@@ -61,7 +65,7 @@ except ImportError:  # Windows
     fcntl = None
 
 __all__ = [
-    "DoneFrame", "FrameLog", "LOG_NAME", "SEGMENT_SUFFIX", "SHARED_MARKER", "WRITERS_FOLDER",
+    "DoneFrame", "FrameLog", "LOG_NAME", "SEGMENT_SUFFIX", "SHARED_MARKER", "WRITERS_FOLDER", "covers",
     "format_line", "parse_line", "share_between_hosts", "writer_name",
 ]
 
@@ -105,6 +109,20 @@ class DoneFrame:
     detections: list[list[float]]
     # array name -> (size, crc32) or None for "no file"; None for lines written before checksums
     chunks: Mapping[str, tuple[int, int] | None] | None
+    # (radius, unit) the DensePose heads were limited to around the gaze; None: every detection has its parts
+    gazed: tuple[float, str] | None = None
+
+    def covers(self, gazed: tuple[float, str] | None) -> bool:
+        """Whether the frame has the body parts a run limited to ``gazed`` needs (None: every detection's)."""
+        return covers(self.gazed, gazed)
+
+
+def covers(made: tuple[float, str] | None, needed: tuple[float, str] | None) -> bool:
+    """Whether body parts made for the hit radius ``made`` serve ``needed`` ((radius, unit); None: everyone)."""
+    if made is None:
+        return True
+    # A wider radius in the same unit reaches every detection a narrower one does.
+    return needed is not None and needed[1] == made[1] and needed[0] <= made[0]
 
 
 @dataclass
@@ -232,6 +250,7 @@ class FrameLog:
             self.done[frame] = DoneFrame(
                 record["detections"],
                 None if chunks is None else {k: None if v is None else (v[0], v[1]) for k, v in chunks.items()},
+                None if record.get("gazed") is None else (float(record["gazed"][0]), str(record["gazed"][1])),
             )
             self.claims.pop(frame, None)
         elif event == "edited":
@@ -306,14 +325,20 @@ class FrameLog:
     # ------------------------------------------------------------------ records
     @staticmethod
     def done_record(
-        frame: int, detections: Sequence[Sequence[float]], chunks: Mapping[str, tuple[int, int] | None]
+        frame: int,
+        detections: Sequence[Sequence[float]],
+        chunks: Mapping[str, tuple[int, int] | None],
+        gazed: tuple[float, str] | None = None,
     ) -> dict[str, Any]:
-        return {
+        record = {
             "frame": frame,
             "event": "done",
             "detections": [list(d) for d in detections],
             "chunks": {k: None if v is None else list(v) for k, v in chunks.items()},
         }
+        if gazed is not None:  # absent on full frames, so their lines read as before in older versions
+            record["gazed"] = [float(gazed[0]), str(gazed[1])]
+        return record
 
     @staticmethod
     def frame_record(frame: int, event: str) -> dict[str, Any]:
@@ -356,4 +381,14 @@ def parse_line(raw: bytes) -> dict[str, Any] | None:
         return None
     if event == "done" and not isinstance(record.get("detections"), list):
         return None
+    if event == "done" and not _is_radius(record.get("gazed")):
+        return None
     return record
+
+
+def _is_radius(value: Any) -> bool:
+    """None, or ``[radius, unit]`` as a gaze-guided done line carries it."""
+    if value is None:
+        return True
+    return (isinstance(value, list) and len(value) == 2 and isinstance(value[0], (int, float))
+            and not isinstance(value[0], bool) and value[1] in ("px", "deg"))

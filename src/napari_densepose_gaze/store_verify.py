@@ -14,7 +14,8 @@ intact is remembered with its ``stat`` key (inode, size, times): as long as
 none of those change it is not read again by :meth:`FrameVerifier.damage`.
 
 A frame still needs a run (:meth:`FrameVerifier.pending`) unless it is
-processed and intact, or edited by hand (kept unless a run is told to redo edits).
+processed and intact, or edited by hand (kept unless a run is told to redo edits);
+a gaze-guided frame also needs one when the run asks for more of its persons.
 """
 
 from __future__ import annotations
@@ -79,10 +80,13 @@ class FrameVerifier:
         except Exception as exc:  # whatever the codec raises (blosc, shape) means a damaged file
             raise damaged_frame_error(self._folder, frame, _undecodable(name, exc)) from exc
 
-    def pending(self, frames: Iterable[int], overwrite_edited: bool) -> tuple[list[int], dict[int, DoneFrame]]:
+    def pending(
+        self, frames: Iterable[int], overwrite_edited: bool, gazed: tuple[float, str] | None = None
+    ) -> tuple[list[int], dict[int, DoneFrame]]:
         """The frame indices of ``frames`` still to run, in order without repeats, and some done records.
 
-        The records are those of the frames pending although processed (damaged, or edited and redone).
+        The records are those of the frames pending although processed (damaged, edited and redone, or
+        gaze-guided with less than the run needs: ``gazed`` is its radius, None for every detection).
         """
         with self._log.current() as log:
             candidates: list[int] = []  # in the given order, without repeats
@@ -98,7 +102,10 @@ class FrameVerifier:
                     continue
                 candidates.append(i)
                 if i in log.done:
-                    done.append((i, log.done[i]))
+                    if log.done[i].covers(gazed):
+                        done.append((i, log.done[i]))
+                    else:
+                        redo[i] = log.done[i]
         damaged = self.damage(done, use_cache=True)
         intact = {i for i, _ in done if i not in damaged}
         records = dict(done)

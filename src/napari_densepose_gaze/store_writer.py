@@ -48,7 +48,7 @@ class FrameWriter:
         self._lease: WriterLease | None = None
 
     def write(self, frame: int, maps: Mapping[str, np.ndarray], records: list[list[float]], *,
-              overwrite_edited: bool) -> bool:
+              overwrite_edited: bool, gazed: tuple[float, str] | None = None) -> bool:
         """Store ``maps`` (one per array) and the detection ``records`` as frame ``frame``; False: kept as edited."""
         staged: dict[str, Path | None] = {}
         try:
@@ -70,7 +70,7 @@ class FrameWriter:
                     chunks.install(frame, staged[name])
                     staged[name] = None
                     self._verifier.note_intact(frame, name, sums[name])
-                log.append(FrameLog.done_record(frame, records, sums))
+                log.append(FrameLog.done_record(frame, records, sums, gazed))
             return True
         except OSError as exc:
             raise write_error(self._folder, f"frame {frame}", exc) from exc

@@ -32,7 +32,8 @@ from scipy.optimize import linear_sum_assignment
 
 from .store import DETECTION_COLUMNS, PERSON_ID_COLUMNS, ResultsStore
 
-__all__ = ["DEFAULT_MIN_IOU", "DEFAULT_MAX_MISSED", "box_iou", "link_detections", "link_store", "person_id_lookup"]
+__all__ = ["DEFAULT_MIN_IOU", "DEFAULT_MAX_MISSED", "box_iou", "current_person_ids", "link_detections", "link_store",
+           "person_id_lookup"]
 
 #: Least box overlap for a detection to continue a track. People walking at
 #: 30 Hz move a few percent of their box width per frame, so true matches
@@ -128,6 +129,18 @@ def link_store(
     if write:
         store.write_person_ids(table)
     return table
+
+
+def current_person_ids(store: ResultsStore) -> pd.DataFrame:
+    """Stored person ids if they cover every current detection, else linked afresh (not written).
+
+    The one rule the hit tables and the persons layer share, so they never disagree about who is who.
+    """
+    detections = store.detections()
+    stored = store.person_ids()
+    if stored is not None and len(stored) == len(detections):
+        return stored
+    return link_detections(detections, store.processed_frames())
 
 
 def person_id_lookup(person_ids: pd.DataFrame | None) -> dict[tuple[int, int], int]:

@@ -11,6 +11,7 @@ from napari_densepose_gaze.engine.densepose_head import DeepLabHead
 from napari_densepose_gaze.engine.inference import (
     fold_frozen_batch_norms,
     prepare_for_inference,
+    use_batched_winograd,
     use_winograd_convolutions,
     winograd_available,
 )
@@ -65,6 +66,33 @@ def test_winograd_convolution_keeps_channels_last_inputs_channels_last():
         use_winograd_convolutions(conv)
         got = conv(x)
     assert got.is_contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(got, expected, rtol=0, atol=1e-4 * float(expected.std()))
+
+
+@pytest.mark.parametrize("size", [(28, 28), (13, 17), (1, 6)])
+@pytest.mark.parametrize("with_bias", [True, False])
+def test_winograd_matrix_products_match_the_direct_convolution_also_where_tiles_overhang(size, with_bias):
+    conv = _randomise(nn.Conv2d(24, 40, 3, padding=1, bias=with_bias))
+    x = torch.randn(3, 24, *size, generator=torch.Generator().manual_seed(3))
+    with torch.inference_mode():
+        expected = conv(x)
+        assert use_batched_winograd(conv) == 1
+        got = conv(x)
+        alone = conv(x[2:])  # one map takes the per-image path
+    assert got.shape == expected.shape and got.is_contiguous()
+    torch.testing.assert_close(got, expected, rtol=0, atol=1e-4 * float(expected.std()))
+    torch.testing.assert_close(alone, expected[2:], rtol=0, atol=1e-4 * float(expected.std()))
+
+
+def test_winograd_weights_follow_a_weight_changed_in_place():
+    conv = _randomise(nn.Conv2d(8, 8, 3, padding=1))
+    use_batched_winograd(conv)
+    x = torch.randn(2, 8, 8, 8, generator=torch.Generator().manual_seed(4))
+    with torch.inference_mode():
+        conv(x)  # transforms the weights once
+        conv.weight.mul_(2.0)
+        got = conv(x)
+        expected = torch.nn.functional.conv2d(x, conv.weight, conv.bias, padding=1)
     torch.testing.assert_close(got, expected, rtol=0, atol=1e-4 * float(expected.std()))
 
 

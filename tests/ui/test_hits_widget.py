@@ -16,7 +16,7 @@ from napari_densepose_gaze import cli
 from napari_densepose_gaze.hit_export import FILE_NAMES
 from napari_densepose_gaze.hits import default_radius
 from napari_densepose_gaze.hits.colors import NO_PART_COLOR, UNPROCESSED_COLOR
-from napari_densepose_gaze.hits.schema import COLUMNS
+from napari_densepose_gaze.hits.schema import COLUMNS, RECORDING_COLUMNS
 from napari_densepose_gaze.parts import PART_NAMES, part_color
 from napari_densepose_gaze.recording import Recording
 from napari_densepose_gaze.store import ResultsStore
@@ -72,7 +72,7 @@ def open_with_widget(make_napari_viewer, folder: Path):
     viewer.open(str(folder), plugin=PLUGIN)
     _, widget = viewer.window.add_plugin_dock_widget(PLUGIN, "Gaze hits")  # as the Plugins menu does
     assert isinstance(widget, GazeHitsWidget)
-    assert widget.results.currentData() is viewer.layers[BODY_PARTS]
+    assert widget.results.currentData() is find_layer(viewer, BODY_PARTS, open_session(folder))
     return viewer, widget
 
 
@@ -120,8 +120,13 @@ def frame_row(widget: GazeHitsWidget, frame: int) -> pd.Series:
     return table[table["frame"] == frame].iloc[0]
 
 
+def layer_of(viewer, folder: Path, role: str):
+    """The recording's layer with ``role`` (found by role: its name also names the recording)."""
+    return find_layer(viewer, role, open_session(folder))
+
+
 def gaze_layer(viewer, folder: Path):
-    return find_layer(viewer, GAZE, open_session(folder))
+    return layer_of(viewer, folder, GAZE)
 
 
 def gaze_color_of(viewer, folder: Path, frame: int) -> np.ndarray:
@@ -146,13 +151,18 @@ def test_per_frame_view_shows_the_part_under_each_frames_gaze(scene):
 
 def test_views_switch_between_the_tables(scene):
     _, widget, *_ = scene
-    for view, table in (("per part", "parts"), ("per fixation", "fixations"), ("per sample", "samples")):
+    for view, table in (("per part", "parts"), ("per fixation", "fixations"), ("per sample", "samples"),
+                        ("per head region", "regions")):
         widget.view.setCurrentText(view)
         assert set(widget.model.frame.columns) == set(getattr(widget.tables, table).columns)
         assert list(widget.model.frame.columns[: len(COLUMNS[table])]) == list(COLUMNS[table])
         assert widget.model.rowCount() == len(getattr(widget.tables, table))
     parts = widget.tables.parts.set_index("part id")
     assert parts.loc[HEAD, "samples"] > 0 and parts.drop(HEAD)["samples"].sum() == 0
+    # the hand-made head squares have no U, V: their region is unknown, with all the head's hits
+    regions = widget.tables.regions
+    assert set(regions["region"]) == {"head, region unknown"}
+    assert regions["samples"].sum() == parts.loc[HEAD, "samples"]
 
 
 def test_clicking_a_row_shows_its_frame_with_the_gaze_centred(scene):
@@ -189,7 +199,7 @@ def test_painting_under_the_gaze_updates_the_row_and_ring_without_refresh(scene,
                  and frame_row(widget, f)["assessed samples"] > 0)
     assert frame_row(widget, frame)["part id"] == 0
     np.testing.assert_allclose(gaze_color_of(viewer, folder, frame), NO_PART_COLOR)
-    layer = viewer.layers[BODY_PARTS]
+    layer = layer_of(viewer, folder, BODY_PARTS)
     viewer.dims.set_current_step(0, frame)
     layer.brush_size = 2 * HALF + 1
     x, y = gaze.loc[frame]
@@ -215,10 +225,11 @@ def test_gaze_rings_are_coloured_by_the_hit_part(scene):
 def test_export_view_writes_the_table_shown_with_the_documented_columns(scene, qtbot, tmp_path):
     _, widget, _, on_head, _ = scene
     widget.view.setCurrentText("per frame")
-    path = widget.export_view(tmp_path / "view")
+    path = widget.outputs.export_view(tmp_path / "view")
     assert path.name == "view.csv"
     shown = pd.read_csv(path)
-    assert list(shown.columns) == list(COLUMNS["frames"])
+    assert list(shown.columns) == [*COLUMNS["frames"], *RECORDING_COLUMNS]  # pools with other recordings'
+    assert set(shown["recording id"]) == {widget.recording.recording_id}
     assert len(shown) == len(widget.tables.frames)
     assert set(shown.loc[shown["part id"] == HEAD, "frame"]) == set(on_head)
 
@@ -256,22 +267,22 @@ def test_export_all_button_writes_what_the_command_line_writes(scene, qtbot, tmp
 
 
 def test_painting_the_persons_layer_updates_the_person_of_the_row(scene, qtbot):
-    viewer, widget, gaze, on_head, _ = scene
+    viewer, widget, gaze, on_head, folder = scene
     frame = on_head[1]
-    assert frame_row(widget, frame)["person"] == 1
-    layer = viewer.layers[PERSONS]
+    assert frame_row(widget, frame)["person"] == 1 and not pd.isna(frame_row(widget, frame)["person id"])
+    layer = layer_of(viewer, folder, PERSONS)
     viewer.dims.set_current_step(0, frame)
     layer.brush_size = 4 * HALF
     x, y = gaze.loc[frame]
-    layer.paint((frame, y, x), 2)
-    qtbot.waitUntil(lambda: frame_row(widget, frame)["person"] == 2, timeout=5_000)
+    layer.paint((frame, y, x), 0)  # the frame has one person: taking them away is the change it allows
+    qtbot.waitUntil(lambda: pd.isna(frame_row(widget, frame)["person id"]), timeout=5_000)
     assert frame_row(widget, frame)["part id"] == HEAD  # the part stays
 
 
 def test_closing_the_results_restores_the_gaze_rings_and_empties_the_table(scene):
     viewer, widget, _, _, folder = scene
     rings = gaze_layer(viewer, folder)
-    viewer.layers.remove(viewer.layers[BODY_PARTS])
+    viewer.layers.remove(layer_of(viewer, folder, BODY_PARTS))
     assert widget.tables is None and widget.model.rowCount() == 0
     assert not widget.compute_button.isEnabled()
     np.testing.assert_allclose(rings.face_color, np.tile(transform_color(GAZE_COLOR)[0], (len(rings.data), 1)))
@@ -309,7 +320,7 @@ def test_undo_and_redo_of_a_stroke_update_the_row_and_the_export(scene, qtbot, t
     viewer, widget, gaze, on_head, folder = scene
     frame = next(f for f in gaze.index if f not in on_head and frame_row(widget, f)["processed"]
                  and frame_row(widget, f)["assessed samples"] > 0)
-    layer = viewer.layers[BODY_PARTS]
+    layer = layer_of(viewer, folder, BODY_PARTS)
     viewer.dims.set_current_step(0, frame)
     layer.brush_size = 2 * HALF + 1
     x, y = gaze.loc[frame]
@@ -318,7 +329,7 @@ def test_undo_and_redo_of_a_stroke_update_the_row_and_the_export(scene, qtbot, t
     layer.undo()  # napari sends no paint event on undo
     qtbot.waitUntil(lambda: frame_row(widget, frame)["part id"] == 0, timeout=5_000)
     np.testing.assert_allclose(gaze_color_of(viewer, folder, frame), NO_PART_COLOR)
-    exported = pd.read_csv(widget.export_view(tmp_path / "after undo.csv"))
+    exported = pd.read_csv(widget.outputs.export_view(tmp_path / "after undo.csv"))
     assert exported.loc[exported["frame"] == frame, "part id"].item() == 0
     layer.redo()
     qtbot.waitUntil(lambda: frame_row(widget, frame)["part id"] == 5, timeout=5_000)
@@ -326,9 +337,9 @@ def test_undo_and_redo_of_a_stroke_update_the_row_and_the_export(scene, qtbot, t
 
 
 def test_a_label_above_24_is_refused_and_the_table_keeps_working(scene, qtbot):
-    viewer, widget, gaze, on_head, _ = scene
+    viewer, widget, gaze, on_head, folder = scene
     frame = on_head[2]
-    layer = viewer.layers[BODY_PARTS]
+    layer = layer_of(viewer, folder, BODY_PARTS)
     viewer.dims.set_current_step(0, frame)
     x, y = gaze.loc[frame]
     layer.brush_size = 4 * HALF
@@ -370,8 +381,8 @@ def test_the_table_follows_the_frame_shown_and_headers_explain_themselves(scene)
     row = widget.table.currentIndex().row()
     assert widget.model.row(row)["frame"] == on_head[3]
     header = widget.table.horizontalHeader()
-    shown_first = [widget.model.frame.columns[header.logicalIndex(i)] for i in range(3)]
-    assert shown_first == ["frame", "part", "share"]
+    shown_first = [widget.model.frame.columns[header.logicalIndex(i)] for i in range(4)]
+    assert shown_first == ["frame", "part", "region", "share"]
     column = list(widget.model.frame.columns).index("share")
     tip = widget.model.headerData(column, Qt.Orientation.Horizontal, Qt.ItemDataRole.ToolTipRole)
     assert tip == f"share: {COLUMNS['frames']['share']}"

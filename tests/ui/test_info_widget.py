@@ -11,7 +11,7 @@ from napari._app_model import get_app_model
 
 from napari_densepose_gaze.recording import ExportWarning
 from napari_densepose_gaze.ui.info_widget import NO_RECORDING, RecordingInfoWidget
-from napari_densepose_gaze.ui.layer_roles import SCENE_VIDEO, layer_metadata
+from napari_densepose_gaze.ui.layer_roles import GAZE, SCENE_VIDEO, layer_metadata
 
 PLUGIN = "napari-densepose-gaze"
 
@@ -54,7 +54,9 @@ def test_widget_docks_from_the_plugins_menu_and_shows_the_opened_recording(
     assert widget.fields["recording"].text() == ""
 
 
-def test_widget_follows_the_selected_layer_and_lists_warnings(make_napari_viewer, synthetic_recording) -> None:
+def test_widget_follows_the_selected_layer_and_lists_warnings(
+    make_napari_viewer, synthetic_recording, layer_of
+) -> None:
     plain = synthetic_recording()
     odd = synthetic_recording(seed=1, deviations={"no_blinks"})
     viewer = make_napari_viewer()
@@ -66,7 +68,7 @@ def test_widget_follows_the_selected_layer_and_lists_warnings(make_napari_viewer
     assert widget.fields["recording"].text() == Path(odd).name
     assert "blinks.csv" in widget.fields["warnings"].text()
 
-    viewer.layers.selection.active = viewer.layers["gaze"]  # the first recording's gaze layer
+    viewer.layers.selection.active = layer_of(viewer, GAZE, plain)
     assert widget.fields["recording"].text() == Path(plain).name
     assert widget.fields["warnings"].text() == "none"
 

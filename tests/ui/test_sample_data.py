@@ -9,22 +9,22 @@ import pytest
 from napari_densepose_gaze.recording import find_recordings
 from napari_densepose_gaze.synthetic.export import SAMPLE_SETTINGS
 from napari_densepose_gaze.ui import sample_data
-from napari_densepose_gaze.ui.layer_roles import RECORDING_FOLDER_KEY
+from napari_densepose_gaze.ui.layer_roles import FIXATIONS, GAZE, RECORDING_FOLDER_KEY, SCENE_VIDEO, role_of
 
 TINY = {"seconds": 1.0, "size": (160, 120), "seed": 3}
 
 
-def test_open_sample_shows_a_recording_with_gaze(make_napari_viewer, sample_cache: Path) -> None:
+def test_open_sample_shows_a_recording_with_gaze(make_napari_viewer, sample_cache: Path, layer_of) -> None:
     viewer = make_napari_viewer()
     viewer.open_sample("napari-densepose-gaze", "synthetic_recording")
 
-    assert [layer.name for layer in viewer.layers] == ["scene video", "fixations", "gaze"]
+    assert [role_of(layer) for layer in viewer.layers] == [SCENE_VIDEO, FIXATIONS, GAZE]
     width, height = SAMPLE_SETTINGS["size"]
     n_frames = round(SAMPLE_SETTINGS["seconds"] * SAMPLE_SETTINGS["fps"])
-    assert viewer.layers["scene video"].data.shape == (n_frames, height, width, 3)
-    assert len(viewer.layers["gaze"].data) > n_frames // 2
-    assert len(viewer.layers["fixations"].data) > 0
-    folder = Path(viewer.layers["gaze"].metadata[RECORDING_FOLDER_KEY])
+    assert layer_of(viewer, SCENE_VIDEO).data.shape == (n_frames, height, width, 3)
+    assert len(layer_of(viewer, GAZE).data) > n_frames // 2
+    assert len(layer_of(viewer, FIXATIONS).data) > 0
+    folder = Path(layer_of(viewer, GAZE).metadata[RECORDING_FOLDER_KEY])
     assert sample_cache in folder.parents
 
 

@@ -8,11 +8,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from napari.utils._proxies import PublicOnlyProxy
 
 from napari_densepose_gaze.recording import Recording
 from napari_densepose_gaze.store import ResultsStore
 from napari_densepose_gaze.ui.hits_widget import GazeHitsWidget
 from napari_densepose_gaze.ui.layer_roles import BODY_PARTS, FIXATIONS, GAZE, PERSONS, SCENE_VIDEO
+from napari_densepose_gaze.ui.result_layers import show_results
 from napari_densepose_gaze.ui.run_widget import RunDensePoseWidget
 from napari_densepose_gaze.ui.session import current_session, find_layer, open_session, session_of
 
@@ -41,36 +43,36 @@ def opened(make_napari_viewer, synthetic_recording, tmp_path):
     return viewer, folder
 
 
-def test_every_layer_of_a_recording_leads_to_its_one_session(opened):
+def test_every_layer_of_a_recording_leads_to_its_one_session(opened, layer_of):
     viewer, folder = opened
-    session = session_of(viewer.layers[GAZE])
+    session = session_of(layer_of(viewer, GAZE))
     assert session is not None and session.folder == folder
     assert [session_of(layer) for layer in viewer.layers] == [session] * 5
     assert open_session(folder) is session
     for role in (SCENE_VIDEO, FIXATIONS, GAZE, BODY_PARTS, PERSONS):
-        assert find_layer(viewer, role, session) is viewer.layers[role]
-    viewer.layers.selection.active = viewer.layers[FIXATIONS]
+        assert find_layer(viewer, role, session) is layer_of(viewer, role)
+    viewer.layers.selection.active = layer_of(viewer, FIXATIONS)
     assert current_session(viewer) is session
 
 
-def test_the_reader_the_run_widget_and_the_hits_widget_share_one_writable_store(opened):
+def test_the_reader_the_run_widget_and_the_hits_widget_share_one_writable_store(opened, layer_of):
     viewer, _ = opened
-    session = session_of(viewer.layers[BODY_PARTS])
+    session = session_of(layer_of(viewer, BODY_PARTS))
     store = session.store
     assert store.mode == "r+"
-    assert viewer.layers[BODY_PARTS].data is store.labels and viewer.layers[PERSONS].data is store.persons
+    assert layer_of(viewer, BODY_PARTS).data is store.labels and layer_of(viewer, PERSONS).data.store is store
     hits = GazeHitsWidget(viewer)
     run = RunDensePoseWidget(viewer)
     assert hits._store is store
     assert run.session() is session and run.recording() is session.recording
 
 
-def test_painting_marks_the_frame_edited_and_tells_listeners_once_it_is_in_the_store(opened, qtbot):
+def test_painting_marks_the_frame_edited_and_tells_listeners_once_it_is_in_the_store(opened, qtbot, layer_of):
     viewer, _ = opened
-    session = session_of(viewer.layers[BODY_PARTS])
+    session = session_of(layer_of(viewer, BODY_PARTS))
     told: list[tuple[list[int], int]] = []
     session.on_labels_changed(lambda frames: told.append((frames, int(session.store.labels[frames[0], 5, 5]))))
-    layer = viewer.layers[BODY_PARTS]
+    layer = layer_of(viewer, BODY_PARTS)
     layer.brush_size = 3
     layer.paint((4, 5, 5), 17)
     assert session.store.edited_frames().tolist() == [4]  # at once: a re-run must keep it
@@ -79,24 +81,24 @@ def test_painting_marks_the_frame_edited_and_tells_listeners_once_it_is_in_the_s
     assert told == [([4], 17)]
 
 
-def test_strokes_until_the_next_event_loop_turn_are_told_together(opened, qtbot):
+def test_strokes_until_the_next_event_loop_turn_are_told_together(opened, qtbot, layer_of):
     viewer, _ = opened
-    session = session_of(viewer.layers[PERSONS])
+    session = session_of(layer_of(viewer, PERSONS))
     told: list[list[int]] = []
     session.on_labels_changed(told.append)
-    persons = viewer.layers[PERSONS]
-    persons.paint((7, 3, 3), 2)
-    persons.paint((2, 3, 3), 2)
-    viewer.layers[BODY_PARTS].data_setitem((np.array([9]), np.array([1]), np.array([1])), 5)
+    parts = layer_of(viewer, BODY_PARTS)
+    parts.paint((7, 3, 3), 2)
+    parts.paint((2, 3, 3), 2)
+    parts.data_setitem((np.array([9]), np.array([1]), np.array([1])), 5)
     qtbot.waitUntil(lambda: bool(told), timeout=5_000)
     qtbot.wait(50)
     assert told == [[2, 7, 9]]
     assert session.store.edited_frames().tolist() == [2, 7, 9]
 
 
-def test_a_listener_that_unsubscribed_or_went_away_is_not_told(opened, qtbot):
+def test_a_listener_that_unsubscribed_or_went_away_is_not_told(opened, qtbot, layer_of):
     viewer, _ = opened
-    session = session_of(viewer.layers[BODY_PARTS])
+    session = session_of(layer_of(viewer, BODY_PARTS))
     told: list[str] = []
 
     class Listener:
@@ -110,7 +112,7 @@ def test_a_listener_that_unsubscribed_or_went_away_is_not_told(opened, qtbot):
     unsubscribe = session.on_labels_changed(lambda frames: told.append("unsubscribed"))
     unsubscribe()
     session.on_labels_changed(lambda frames: told.append("listening"))
-    viewer.layers[BODY_PARTS].paint((1, 5, 5), 3)
+    layer_of(viewer, BODY_PARTS).paint((1, 5, 5), 3)
     qtbot.waitUntil(lambda: bool(told), timeout=5_000)
     assert told == ["listening"]
 
@@ -128,16 +130,16 @@ def test_each_recording_has_its_own_session_and_layers(opened, synthetic_recordi
     assert current_session(viewer) is first
 
 
-def test_a_new_store_for_the_session_repoints_its_layers_and_their_edit_hook(opened):
+def test_a_new_store_for_the_session_repoints_its_layers_and_their_edit_hook(opened, layer_of):
     viewer, folder = opened
-    session = session_of(viewer.layers[BODY_PARTS])
+    session = session_of(layer_of(viewer, BODY_PARTS))
     old = session.store
     new = ResultsStore.create(old.folder, n_frames=old.n_frames, height=old.shape[1], width=old.shape[2],
                               metadata=old.metadata, exist_ok=True)  # what a DensePose run hands back
     session.use_store(new)
     assert session.store is new
-    assert viewer.layers[BODY_PARTS].data is new.labels and viewer.layers[PERSONS].data is new.persons
-    viewer.layers[BODY_PARTS].paint((3, 5, 5), 8)
+    assert layer_of(viewer, BODY_PARTS).data is new.labels and layer_of(viewer, PERSONS).data.store is new
+    layer_of(viewer, BODY_PARTS).paint((3, 5, 5), 8)
     assert new.edited_frames().tolist() == [3]
 
 
@@ -148,18 +150,38 @@ def test_layers_of_no_recording_have_no_session(make_napari_viewer):
     assert current_session(viewer) is None
 
 
-def test_opening_a_recording_with_results_selects_the_body_parts_for_the_brush(opened):
+def test_opening_a_recording_with_results_selects_the_body_parts_for_the_brush(opened, layer_of, qtbot):
     viewer, _ = opened
-    assert viewer.layers.selection.active is viewer.layers[BODY_PARTS]
-    assert viewer.layers[PERSONS].visible is False
+    parts = layer_of(viewer, BODY_PARTS)
+    assert viewer.layers.selection.active is parts and set(viewer.layers.selection) == {parts}
+    assert layer_of(viewer, PERSONS).visible is False
+    qtbot.wait(10)  # the layer list catches up when the event loop turns
+    # the layer list the user sees highlights body parts alone: its selected rows and its current row
+    rows = viewer.window._qt_viewer.layers.selectionModel()
+    assert [index.data() for index in rows.selectedIndexes()] == [parts.name]
+    assert rows.currentIndex().data() == parts.name
 
 
-def test_undo_and_redo_tell_listeners(opened, qtbot):
+def test_a_plugin_widgets_proxied_viewer_reaches_the_same_layers_and_hooks(opened, layer_of):
     viewer, _ = opened
-    session = session_of(viewer.layers[BODY_PARTS])
+    session = session_of(layer_of(viewer, BODY_PARTS))
+    for role in (BODY_PARTS, PERSONS):  # as before a first run: the widget adds the layers
+        viewer.layers.remove(layer_of(viewer, role))
+    proxied = PublicOnlyProxy(viewer)  # what napari hands a dock widget it makes for the plugin
+    parts, persons = show_results(proxied, session)  # napari hands back proxies of the layers it adds
+    assert isinstance(persons, PublicOnlyProxy)
+    assert session_of(parts) is session and session_of(persons) is session
+    assert layer_of(viewer, PERSONS).data.store is session.store  # still the stable ids of the store
+    layer_of(viewer, BODY_PARTS).paint((4, 5, 5), 3)
+    assert session.store.edited_frames().tolist() == [4]  # the edit hook survived
+
+
+def test_undo_and_redo_tell_listeners(opened, qtbot, layer_of):
+    viewer, _ = opened
+    session = session_of(layer_of(viewer, BODY_PARTS))
     told: list[list[int]] = []
     session.on_labels_changed(told.append)
-    layer = viewer.layers[BODY_PARTS]
+    layer = layer_of(viewer, BODY_PARTS)
     layer.paint((6, 5, 5), 17)
     qtbot.waitUntil(lambda: len(told) == 1, timeout=5_000)
     layer.undo()
@@ -170,9 +192,9 @@ def test_undo_and_redo_tell_listeners(opened, qtbot):
     assert told == [[6], [6], [6]] and session.store.labels[6, 5, 5] == 17
 
 
-def test_frames_a_run_wrote_are_told_but_not_marked_edited(opened, qtbot):
+def test_frames_a_run_wrote_are_told_but_not_marked_edited(opened, qtbot, layer_of):
     viewer, _ = opened
-    session = session_of(viewer.layers[BODY_PARTS])
+    session = session_of(layer_of(viewer, BODY_PARTS))
     told: list[list[int]] = []
     session.on_labels_changed(told.append)
     viewer.dims.set_current_step(0, 3)
@@ -181,4 +203,4 @@ def test_frames_a_run_wrote_are_told_but_not_marked_edited(opened, qtbot):
     session.show_written([3])
     qtbot.waitUntil(lambda: bool(told), timeout=5_000)
     assert told == [[3]] and session.store.edited_frames().tolist() == []
-    assert np.asarray(viewer.layers[BODY_PARTS]._slice.image.raw).max() == 5  # redrawn
+    assert np.asarray(layer_of(viewer, BODY_PARTS)._slice.image.raw).max() == 5  # redrawn

@@ -15,6 +15,7 @@ from napari.utils.interactions import (
 
 from napari_densepose_gaze.parts import MAX_PART
 from napari_densepose_gaze.store import ResultsStore
+from napari_densepose_gaze.ui.stable_persons import StablePersons
 from napari_densepose_gaze.ui.store_layer import connect_edits
 
 N_FRAMES, HEIGHT, WIDTH = 5, 40, 60
@@ -198,13 +199,19 @@ def test_a_script_writing_labels_that_are_no_part_gets_background(make_napari_vi
     assert store.edited_frames().tolist() == [1]
 
 
-def test_the_persons_layer_takes_any_id(make_napari_viewer, store):
+def test_the_persons_layer_is_not_held_to_the_part_ids(make_napari_viewer, store):
     viewer = make_napari_viewer()
-    layer = viewer.add_labels(store.persons)
+    layer = viewer.add_labels(StablePersons(store))
     connect_edits(layer, store)
-    layer.selected_label = 60
-    layer.paint((1, 3, 3), 60)
-    assert layer.selected_label == 60 and ResultsStore.open(store.folder).persons[1, 3, 3] == 60
+    layer.selected_label = 60  # stable person ids count every person of a recording: past 24
+    assert layer.selected_label == 60
+
+
+def test_a_layer_of_the_raw_detection_indices_is_refused(make_napari_viewer, store):
+    viewer = make_napari_viewer()
+    layer = viewer.add_labels(store.persons)  # the tables speak stable ids: painting indices would mislead
+    with pytest.raises(ValueError, match="StablePersons"):
+        connect_edits(layer, store)
 
 
 @dataclass
@@ -258,7 +265,7 @@ def test_connect_edits_refuses_a_layer_not_backed_by_the_store(make_napari_viewe
 
 def test_disconnecting_stops_the_edit_marks(make_napari_viewer, store):
     viewer = make_napari_viewer()
-    layer = viewer.add_labels(store.persons)
+    layer = viewer.add_labels(store.labels)
     disconnect = connect_edits(layer, store)
     layer.paint((1, 3, 3), 2)
     disconnect()

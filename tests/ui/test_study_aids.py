@@ -10,7 +10,7 @@ from napari.utils.key_bindings import KeyBinding
 from napari_densepose_gaze.parts import PART_NAMES
 from napari_densepose_gaze.recording import Recording
 from napari_densepose_gaze.store import ResultsStore
-from napari_densepose_gaze.ui.layer_roles import BODY_PARTS
+from napari_densepose_gaze.ui.layer_roles import BODY_PARTS, GAZE
 from napari_densepose_gaze.ui.part_legend import PartLegendWidget
 from napari_densepose_gaze.ui.session import open_session
 from napari_densepose_gaze.ui.study_keys import SHORTCUTS, fixation_frames, step_to
@@ -58,15 +58,17 @@ def test_the_viewer_shows_the_recording_time_and_calls_its_axis_frame(make_napar
     assert overlay.text == f"{second.name}: {recording_time_text(second, 12)}"
 
 
-def test_clicking_a_part_in_the_legend_makes_it_the_brush_label(make_napari_viewer, synthetic_recording, tmp_path):
+def test_clicking_a_part_in_the_legend_makes_it_the_brush_label(
+    make_napari_viewer, synthetic_recording, tmp_path, layer_of
+):
     folder = with_results(synthetic_recording(), tmp_path, range(3))
     viewer = make_napari_viewer()
     viewer.open(str(folder), plugin=PLUGIN)
-    viewer.layers.selection.active = viewer.layers["gaze"]
+    viewer.layers.selection.active = layer_of(viewer, GAZE)
     legend = PartLegendWidget(viewer)
     assert legend.parts.count() == 25 and legend.parts.item(23).text().endswith(PART_NAMES[23])
     legend.parts.itemClicked.emit(legend.parts.item(23))
-    parts = viewer.layers[BODY_PARTS]
+    parts = layer_of(viewer, BODY_PARTS)
     assert parts.selected_label == 23 and parts.mode == "paint"
     assert viewer.layers.selection.active is parts
     legend.pick(0)

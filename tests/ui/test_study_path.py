@@ -68,7 +68,7 @@ def study(make_napari_viewer, synthetic_recording, tmp_path, parity_checkpoint):
     return viewer, run, hits, legend, folder
 
 
-def test_the_whole_study_path(study, qtbot, tmp_path, monkeypatch):
+def test_the_whole_study_path(study, qtbot, tmp_path, monkeypatch, layer_of):
     viewer, run, hits, legend, folder = study
 
     # run DensePose on frames 0..4: the layer appears, the bar moves, the body parts take the brush
@@ -77,7 +77,7 @@ def test_the_whole_study_path(study, qtbot, tmp_path, monkeypatch):
     qtbot.waitUntil(lambda: run.tasks.bar is not None and run.tasks.bar.n > 0, timeout=240_000)
     wait_idle(qtbot, run, 240_000)
     assert run.status.value.startswith("Done: 5 frames"), run.status.value
-    parts = viewer.layers[BODY_PARTS]
+    parts = layer_of(viewer, BODY_PARTS)
     assert viewer.layers.selection.active is parts
     store = ResultsStore.open(ResultsStore.default_folder(folder))
     assert store.processed_frames().tolist() == list(range(5))

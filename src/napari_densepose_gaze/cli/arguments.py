@@ -9,11 +9,16 @@ from __future__ import annotations
 import argparse
 import math
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..engine.defaults import MAX_INPUT_SIZE, MIN_INPUT_SIZE
 
+if TYPE_CHECKING:
+    from ..hits import HitSettings
+
 __all__ = [
-    "FILE_SUFFIXES", "VIDEO_SUFFIXES", "event_name", "folder_path", "input_size", "non_negative_float",
+    "FILE_SUFFIXES", "VIDEO_SUFFIXES", "add_hit_radius", "event_name", "folder_path", "hit_settings", "input_size",
+    "non_negative_float",
     "non_negative_int", "positive_int", "score_threshold", "video_or_folder_path",
 ]
 
@@ -126,3 +131,25 @@ def probability(text: str) -> float:
     if not (math.isfinite(value) and 0.0 <= value <= 1.0):
         raise argparse.ArgumentTypeError(f"must be a number from 0 to 1, not {text}")
     return value
+
+
+def add_hit_radius(group: argparse._ActionsContainer, what: str = "tolerance around the gaze point") -> None:
+    """``--radius`` and ``--unit``: the hit radius (read back with :func:`hit_settings`)."""
+    from ..glasses import INVISIBLE, NEON
+
+    group.add_argument("--radius", type=non_negative_float, metavar="R",
+                       help=f"{what} (default: the device's gaze accuracy, {NEON.default_radius_deg:g} deg for "
+                       f"Neon, {INVISIBLE.default_radius_deg:g} deg for Invisible); 0 counts exact hits only")
+    group.add_argument("--unit", choices=("px", "deg"),
+                       help="unit of --radius: scene video pixels or degrees of visual angle (default px)")
+
+
+def hit_settings(args: argparse.Namespace, parser: argparse.ArgumentParser) -> HitSettings | None:
+    """The hit radius of ``--radius``/``--unit``; None: each recording's default (:func:`.hits.default_radius`)."""
+    from ..hits import HitSettings
+
+    if args.radius is None:
+        if args.unit is not None:
+            parser.error("--unit needs --radius")
+        return None
+    return HitSettings(args.radius, args.unit or "px")

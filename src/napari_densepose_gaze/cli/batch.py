@@ -150,10 +150,7 @@ def recordings_at(path: Path) -> Recordings:
     except OSError as exc:
         raise DensePoseGazeError(f"Cannot look for recordings in {path}: {file_problem(exc)}.") from exc
     if not folders:
-        raise DensePoseGazeError(
-            f"{path} holds no Pupil Cloud recording (no folder with world_timestamps.csv, gaze.csv or an .mp4). "
-            "Pass the unzipped 'Timeseries Data + Scene Video' export or one recording folder in it."
-        )
+        raise DensePoseGazeError(recording.no_recording_message(path, "Pass"))
     return Recordings(folders, _unique_labels(path, folders), single)
 
 

@@ -25,6 +25,7 @@ from ..cluster.chunks import chunk_size, split
 from ..cluster.connect import connect
 from ..cluster.settings import ClusterSettings
 from ..errors import DensePoseGazeError
+from ..sources import DEFAULT_MIN_CONFIDENCE
 from .batch import Outcome, Recordings, StopRequest, print_outcomes
 from .codes import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
 from .printing import progress_bar
@@ -68,16 +69,19 @@ def run_on_cluster(
     settings: ClusterSettings,
     *,
     output: Path | None = None,
+    min_confidence: float = DEFAULT_MIN_CONFIDENCE,
 ) -> int:
     """Run DensePose over ``recordings`` on the cluster ``settings`` names; print the summary, return the exit code.
 
     ``output`` is the run's ``--output`` (each recording's store goes where
-    :meth:`Recordings.store_folder` puts it). Paths are made absolute here: the
+    :meth:`Recordings.store_folder` puts it); ``min_confidence`` is the run's
+    ``--min-confidence``, for the workers' frame selections. Paths are made absolute here: the
     workers must see the export and the results at the same paths.
     """
     client, cluster = connect(settings, options.device)  # before anything loads: a bad address fails fast
     stop_name = f"densepose-gaze-stop-{uuid.uuid4().hex}"
-    states = [_state(recordings, folder, model, options, output, stop_name) for folder in recordings.folders]
+    states = [_state(recordings, folder, model, options, output, stop_name, min_confidence)
+              for folder in recordings.folders]
     bar = progress_bar("frames", 0)
     lost: ClusterLost | None = None
     try:
@@ -93,7 +97,7 @@ def run_on_cluster(
 
 
 def _state(recordings: Recordings, folder: Path, model: ModelSettings, options: RunOptions,
-           output: Path | None, stop_name: str) -> _Recording:
+           output: Path | None, stop_name: str, min_confidence: float) -> _Recording:
     store = recordings.store_folder(folder, output)
     job = worker.Job(
         source=str((recordings.video or folder).resolve()),
@@ -101,6 +105,7 @@ def _state(recordings: Recordings, folder: Path, model: ModelSettings, options: 
         options=replace(options, output=None if store is None else store.resolve(),
                         cache_dir=None if options.cache_dir is None else Path(options.cache_dir).resolve()),
         stop_event=stop_name,
+        min_confidence=min_confidence,
     )
     label = recordings.labels[folder]
     return _Recording(label, job, Outcome(label))

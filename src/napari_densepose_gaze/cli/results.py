@@ -138,9 +138,12 @@ def _compute_tables(results: _Results, settings: HitSettings | None, stop: StopR
             raise Stopped  # compute_hits stops when its progress callback raises
 
     try:
-        return compute_hits(recording, results.store, settings, progress=progress)
+        tables = compute_hits(recording, results.store, settings, progress=progress)
     finally:
         bar.close()
+    for note in tables.notes:
+        print(f"{results.label}: note: {note}", file=sys.stderr)
+    return tables
 
 
 def _hit_cells(tables: HitTables) -> dict[str, str]:
@@ -169,7 +172,8 @@ def add_hits(commands: argparse._SubParsersAction) -> None:
     _add_results_options(parser)
     parser.add_argument("--output", type=folder_path, metavar="DIR",
                         help="for a recording folder: the folder for its tables; for an export: one subfolder per "
-                        "recording in DIR. Default: <results store>/hits")
+                        "recording in DIR. A folder that holds another recording's tables is refused (every table "
+                        "names its recording, for pooling). Default: <results store>/hits")
     parser.add_argument("--no-peer", action="store_true",
                         help="leave out densepose.csv, parts_count.csv and gazemap.png (the densepose-module files)")
     parser.add_argument("--peer-video", action="store_true",

@@ -21,9 +21,11 @@ from ..engine.defaults import (
 )
 from ..errors import DensePoseGazeError
 from .arguments import (
+    add_hit_radius,
     add_min_confidence,
     event_name,
     folder_path,
+    hit_settings,
     input_size,
     non_negative_int,
     positive_int,
@@ -84,6 +86,13 @@ def add_run(commands: argparse._SubParsersAction) -> None:
                         help="start at the first event of this name (events.csv)")
     frames.add_argument("--end", type=event_name, metavar="EVENT",
                         help="end at the first event of this name after the start")
+    guided = parser.add_argument_group("gaze-guided DensePose")
+    guided.add_argument("--densepose", choices=("gazed", "all"),
+                        help="body parts only for the people a gaze hit can reach (gazed: the same hit tables, "
+                        "less work), or for every person found (all). Default: gazed with --frames gaze or "
+                        "fixations, all with --frames all; a later run with 'all' completes gazed frames")
+    add_hit_radius(guided, what="the hit radius gazed DensePose must serve: hits computed with a wider one can miss "
+                   "people")
     output = parser.add_argument_group("output")
     output.add_argument("--output", type=folder_path, metavar="DIR",
                         help="for a recording folder: its results store; for an export: the folder that "
@@ -126,12 +135,15 @@ def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         ),
         overwrite_edited=args.overwrite_edited,
         cache_dir=args.cache_dir,
+        densepose=args.densepose,
+        hit_settings=hit_settings(args, parser),
     )
     cluster = cluster_settings(args)
     if cluster is not None:
         from .cluster_run import run_on_cluster  # imports Dask: only when a cluster run is asked for
 
-        return run_on_cluster(recordings, model, options, cluster, output=args.output)
+        return run_on_cluster(recordings, model, options, cluster, output=args.output,
+                              min_confidence=args.min_confidence)
     loaded = _LazyModel(model, options)  # loaded once, at the first recording that gets that far
 
     def work(recording: Recording, stop: StopRequest) -> Finished:
@@ -172,28 +184,28 @@ def _check_model(args: argparse.Namespace) -> None:
 
 
 class _LazyModel:
-    """The model of a run, loaded on first use and shared by all recordings."""
+    """The model of a run, loaded at the first recording that needs it and shared by all (a pipeline model source)."""
 
     def __init__(self, model: ModelSettings, options: RunOptions) -> None:
-        self._model = model
+        self.settings = model
         self._options = options
-        self._loaded: LoadedModel | None = None
+        self.loaded: LoadedModel | None = None  # None while every recording so far had nothing to compute
 
     def get(self) -> LoadedModel:
-        if self._loaded is None:
-            from ..pipeline import load_model
+        if self.loaded is None:
+            from .. import pipeline
 
-            what = self._model.weights or "the zoo weights"
-            print(f"Loading {self._model.model} ({what}) ...", file=sys.stderr)
+            model = self.settings
+            print(f"Loading {model.model} ({model.weights or 'the zoo weights'}) ...", file=sys.stderr)
             try:
-                self._loaded = load_model(self._model, self._options, download_progress=True)
+                self.loaded = pipeline.load_model(model, self._options, download_progress=True)
             except DensePoseGazeError as exc:
                 raise Abort(exc) from exc  # nothing can run without the model
             except OSError as exc:  # the weights or their cache folder: unreadable, or a full disk
-                raise Abort(DensePoseGazeError(f"Cannot load the weights of {self._model.model}: "
+                raise Abort(DensePoseGazeError(f"Cannot load the weights of {model.model}: "
                                                f"{file_problem(exc)}.")) from exc
-            print(f"Model: {self._loaded.predictor!r}", file=sys.stderr)
-        return self._loaded
+            print(f"Model: {self.loaded.predictor!r}", file=sys.stderr)
+        return self.loaded
 
 
 def _run_one(
@@ -203,22 +215,30 @@ def _run_one(
     from ..frame_selection import select_frames
 
     frames = select_frames(recording, options.selection)  # before the model loads: a bad selection fails fast
-    prepared = pipeline.prepare_run(recording, model, options, loaded=loaded.get(), frames=frames)
+    # the model loads here for a new store, else when the run finds a frame to compute
+    prepared = pipeline.prepare_run(recording, model, options, loaded=loaded, frames=frames)
     if stop():  # Ctrl-C while the model loaded
         return Finished("not started", {})
     store = prepared.store
-    pending = store.pending(prepared.frames.tolist(), overwrite_edited=options.overwrite_edited)
-    damaged = len(set(pending) & set(store.processed_frames().tolist()) - set(store.edited_frames().tolist()))
+    pending = set(store.pending(prepared.frames.tolist(), overwrite_edited=options.overwrite_edited,
+                                gazed=prepared.coverage))
+    kept = set(store.edited_frames().tolist())
+    completed = pending & set(store.gazed_frames()) - kept
+    damaged = len(pending & set(store.processed_frames().tolist()) - kept - completed)
     if damaged:
         print(f"note: {recording.name}: {damaged} damaged frame(s) of {store.folder} are computed again.",
               file=sys.stderr)
+    if completed:
+        print(f"note: {recording.name}: {len(completed)} frame(s) that had body parts only near the gaze get "
+              "them for everyone now.", file=sys.stderr)
     bar = progress_bar(recording.name, len(pending))
     try:
         summary = pipeline.run_densepose(
-            recording, prepared.predictor, store, prepared.frames,
+            recording, prepared.load_predictor, store, prepared.frames,
             progress=lambda p: bar.update(p.done - bar.n),
             cancel=stop,
             overwrite_edited=options.overwrite_edited,
+            guide=prepared.guide,
         )
     finally:
         bar.close()

@@ -10,6 +10,9 @@ with the metadata of an in-process run, and finds the pending frames),
 :func:`compute` (per chunk: claims its frames, computes and stores them),
 :func:`finish` (once, after its chunks: computes what is left, waits for other
 runs' claims, links the people over all frames).
+A gaze-guided run (``options.densepose`` "gazed", :mod:`..gaze_guided`) asks the
+same of each frame on every worker as in-process: each worker derives the guide
+from the recording's gaze once and keeps it with the recording.
 """
 
 from __future__ import annotations
@@ -22,6 +25,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from .. import pipeline
+from ..gaze_guided import GazeGuide, gaze_guide
+from ..sources import DEFAULT_MIN_CONFIDENCE
 from ..store import ResultsStore
 from ..store_log import share_between_hosts
 
@@ -44,6 +49,7 @@ class Job:
     model: pipeline.ModelSettings
     options: pipeline.RunOptions  # output: this recording's store folder, or None for beside it
     stop_event: str  # name of the Dask event that asks the run to stop
+    min_confidence: float = DEFAULT_MIN_CONFIDENCE  # Pupil Core gaze below it is not worn (frame selections)
 
 
 @dataclass(frozen=True)
@@ -71,7 +77,8 @@ class _Worker:
     def __init__(self) -> None:
         self.lock = threading.Lock()  # one chunk at a time
         self._models: dict[tuple[pipeline.ModelSettings, str, int | None, str | None], pipeline.LoadedModel] = {}
-        self._recordings: OrderedDict[str, Recording] = OrderedDict()
+        self._recordings: OrderedDict[tuple[str, float], Recording] = OrderedDict()
+        self._guides: dict[tuple[str, float], tuple[pipeline.RunOptions, GazeGuide | None]] = {}
         self._stores: OrderedDict[str, ResultsStore] = OrderedDict()
 
     def model(self, job: Job) -> pipeline.LoadedModel:
@@ -84,17 +91,30 @@ class _Worker:
             self._models[key] = pipeline.load_model(job.model, options, download_progress=False)
         return self._models[key]
 
-    def recording(self, source: str) -> Recording:
+    def recording(self, job: Job) -> Recording:
         from ..recording import Recording
 
-        if source not in self._recordings:
+        key = (job.source, job.min_confidence)
+        if key not in self._recordings:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # the notes travel back with prepare()
-                self._recordings[source] = Recording.open(source)
+                self._recordings[key] = Recording.open(job.source, min_confidence=job.min_confidence)
+            self._guides.pop(key, None)  # of the recording as read before
             while len(self._recordings) > _KEEP_OPEN:
-                self._recordings.popitem(last=False)
-        self._recordings.move_to_end(source)
-        return self._recordings[source]
+                self._guides.pop(self._recordings.popitem(last=False)[0], None)
+        self._recordings.move_to_end(key)
+        return self._recordings[key]
+
+    def guide(self, job: Job) -> GazeGuide | None:
+        """The guide of the job's recording when its run is gaze-guided, as :func:`.pipeline.prepare_run` makes it."""
+        recording = self.recording(job)
+        key = (job.source, job.min_confidence)
+        kept = self._guides.get(key)
+        if kept is None or kept[0] != job.options:
+            options = job.options
+            guide = gaze_guide(recording, options.hit_settings) if options.densepose_mode == "gazed" else None
+            self._guides[key] = kept = (options, guide)
+        return kept[1]
 
     def store(self, folder: str) -> ResultsStore:
         if folder not in self._stores:
@@ -111,13 +131,15 @@ _WORKER = _Worker()
 def prepare(job: Job) -> Prepared:
     """Open the recording, create or reopen its store as an in-process run would, find the pending frames."""
     with _WORKER.lock:
-        recording = _WORKER.recording(job.source)
+        recording = _WORKER.recording(job)
         prepared = pipeline.prepare_run(recording, job.model, job.options, loaded=_WORKER.model(job))
         store = prepared.store
         share_between_hosts(store.folder)
         selected = prepared.frames.tolist()
         overwrite = job.options.overwrite_edited
-        pending = store.pending(selected, overwrite_edited=overwrite)
+        pending = store.pending(selected, overwrite_edited=overwrite, gazed=prepared.coverage)
+        # frames a gaze-guided run made, pending again for a run that asks more of them: not damaged
+        completed = set(pending) & set(store.gazed_frames())
         edited = set(store.edited_frames().tolist())
         processed = set(store.processed_frames().tolist())
         store.close()
@@ -126,7 +148,7 @@ def prepare(job: Job) -> Prepared:
             selected=len(selected),
             pending=pending,
             skipped_edited=0 if overwrite else sum(1 for i in selected if i in edited),
-            damaged=len(set(pending) & processed - edited),
+            damaged=len(set(pending) & processed - edited - completed),
             notes=list(recording.warnings),
         )
 
@@ -138,8 +160,9 @@ def compute(job: Job, store_folder: str, frames: list[int]) -> ChunkDone:
         if _stop_requested(job):
             return ChunkDone(0, 0, 0, True, 0.0)
         store = _WORKER.store(store_folder)
-        mine = store.claim(frames, overwrite_edited=job.options.overwrite_edited)
-        elsewhere = len(store.pending(frames, overwrite_edited=job.options.overwrite_edited)) - len(mine)
+        overwrite, gazed = job.options.overwrite_edited, _coverage(_WORKER.guide(job))
+        mine = store.claim(frames, overwrite_edited=overwrite, gazed=gazed)
+        elsewhere = len(store.pending(frames, overwrite_edited=overwrite, gazed=gazed)) - len(mine)
         try:
             summary = _densepose(job, store, mine)
         finally:
@@ -161,12 +184,12 @@ def finish(job: Job, store_folder: str, frames: list[int], *, compute_left: bool
     cancelled = False
     with _WORKER.lock:
         store = _WORKER.store(store_folder)
-        overwrite = job.options.overwrite_edited
-        while compute_left and store.pending(frames, overwrite_edited=overwrite):
+        overwrite, gazed = job.options.overwrite_edited, _coverage(_WORKER.guide(job))
+        while compute_left and store.pending(frames, overwrite_edited=overwrite, gazed=gazed):
             if _stop_requested(job):
                 cancelled = True
                 break
-            mine = store.claim(frames, overwrite_edited=overwrite)
+            mine = store.claim(frames, overwrite_edited=overwrite, gazed=gazed)
             if not mine:
                 time.sleep(_WAIT_FOR_OTHERS_S)  # another live run computes them
                 continue
@@ -187,8 +210,8 @@ def finish(job: Job, store_folder: str, frames: list[int], *, compute_left: bool
 def _densepose(job: Job, store: ResultsStore, frames: list[int]) -> pipeline.RunSummary:
     """The pipeline's one loop over ``frames``, stopping between batches when the run is asked to stop."""
     loaded = _WORKER.model(job)
-    run = pipeline.iter_densepose(_WORKER.recording(job.source), loaded.predictor, store, frames,
-                                  overwrite_edited=job.options.overwrite_edited)
+    run = pipeline.iter_densepose(_WORKER.recording(job), loaded.predictor, store, frames,
+                                  overwrite_edited=job.options.overwrite_edited, guide=_WORKER.guide(job))
     stop = False
     while True:
         try:
@@ -196,6 +219,11 @@ def _densepose(job: Job, store: ResultsStore, frames: list[int]) -> pipeline.Run
         except StopIteration as done:
             return done.value
         stop = _stop_requested(job)
+
+
+def _coverage(guide: GazeGuide | None) -> tuple[float, str] | None:
+    """What a run with ``guide`` asks of each frame's body parts (the ``gazed`` of the store's pending and claim)."""
+    return None if guide is None else guide.coverage
 
 
 def _stop_requested(job: Job) -> bool:

@@ -41,7 +41,8 @@ class Stem(nn.Module):
         self.conv1 = ConvFrozenBN(3, out_channels, 7, stride=2)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.max_pool2d(F.relu(self.conv1(x)), kernel_size=3, stride=2, padding=1)
+        # In place (as Detectron2 does): one full-size activation buffer fewer to allocate per step.
+        return F.max_pool2d(F.relu_(self.conv1(x)), kernel_size=3, stride=2, padding=1)
 
 
 class Bottleneck(nn.Module):
@@ -57,11 +58,11 @@ class Bottleneck(nn.Module):
         self.conv3 = ConvFrozenBN(bottleneck_channels, out_channels, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = F.relu(self.conv1(x))
-        out = F.relu(self.conv2(out))
-        out = self.conv3(out)
-        identity = self.shortcut(x) if self.shortcut is not None else x
-        return F.relu(out + identity)
+        out = F.relu_(self.conv1(x))
+        out = F.relu_(self.conv2(out))
+        out = self.conv3(out)  # a new tensor: adding into it leaves x alone
+        out += self.shortcut(x) if self.shortcut is not None else x
+        return F.relu_(out)
 
 
 class ResNet(nn.Module):
@@ -118,7 +119,8 @@ class FPN(nn.Module):
         outputs["p5"] = self.fpn_output5(merged)
         for level in (4, 3, 2):
             top_down = F.interpolate(merged, scale_factor=2.0, mode="nearest")
-            merged = getattr(self, f"fpn_lateral{level}")(stages[f"res{level}"]) + top_down
+            merged = getattr(self, f"fpn_lateral{level}")(stages[f"res{level}"])
+            merged += top_down
             outputs[f"p{level}"] = getattr(self, f"fpn_output{level}")(merged)
         # Detectron2's LastLevelMaxPool: a 1x1 max pool with stride 2, i.e. every other pixel.
         outputs["p6"] = F.max_pool2d(outputs["p5"], kernel_size=1, stride=2, padding=0)

@@ -116,7 +116,7 @@ class _ConvReLU(nn.Conv2d):
     """A conv whose ReLU lives inside it, so the Sequential indices match Detectron2's."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.relu(super().forward(x))
+        return F.relu_(super().forward(x))
 
 
 class _ConvNorm(nn.Conv2d):
@@ -171,7 +171,7 @@ class V1ConvXHead(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         for i in range(self.n_layers):
-            x = F.relu(getattr(self, f"body_conv_fcn{i + 1}")(x))
+            x = F.relu_(getattr(self, f"body_conv_fcn{i + 1}")(x))
         return x
 
 
@@ -195,7 +195,7 @@ def _conv_gn_relu(in_channels: int, out_channels: int, kernel: int, dilation: in
     return nn.Sequential(
         conv(in_channels, out_channels, kernel, padding=dilation * (kernel // 2), dilation=dilation, bias=False),
         nn.GroupNorm(GN_GROUPS, out_channels),
-        nn.ReLU(),
+        nn.ReLU(inplace=True),
     )
 
 
@@ -207,7 +207,7 @@ class _ASPPPooling(nn.Sequential):
             nn.AdaptiveAvgPool2d(1),
             nn.Conv2d(in_channels, out_channels, 1, bias=False),
             nn.GroupNorm(GN_GROUPS, out_channels),
-            nn.ReLU(),
+            nn.ReLU(inplace=True),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -225,7 +225,7 @@ class _ASPP(nn.Module):
         branches.append(_ASPPPooling(in_channels, out_channels))
         self.convs = nn.ModuleList(branches)
         self.project = nn.Sequential(
-            nn.Conv2d(len(branches) * out_channels, out_channels, 1, bias=False), nn.ReLU()
+            nn.Conv2d(len(branches) * out_channels, out_channels, 1, bias=False), nn.ReLU(inplace=True)
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -252,7 +252,7 @@ class DeepLabHead(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.ASPP(x)
         for i in range(self.n_layers):
-            x = F.relu(getattr(self, f"body_conv_fcn{i + 1}")(x))
+            x = F.relu_(getattr(self, f"body_conv_fcn{i + 1}")(x))
         return x
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import islice
 from typing import Literal
@@ -41,6 +41,7 @@ __all__ = [
     "engine_settings",
     "as_frame_list",
     "frame_result",
+    "BoxFilter",
 ]
 
 Device = Literal["auto", "cpu", "cuda", "mps"]
@@ -48,6 +49,9 @@ Precision = Literal["auto", "float32", "bfloat16", "float16"]
 Frame = np.ndarray | torch.Tensor
 Frames = Frame | Sequence[Frame]
 Weights = str | os.PathLike | Mapping[str, np.ndarray | torch.Tensor] | None
+
+#: Which detections of a frame get body parts: boxes (N, 4) x1, y1, x2, y2 in frame pixels, scores (N,) -> (N,) bool.
+BoxFilter = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
@@ -60,6 +64,8 @@ class FrameResult:
     detection i's box as Detectron2's chart result does (origin ``int(x1), int(y1)``,
     size ``int(x2 - x1), int(y2 - y1)``). ``part_map`` holds part ids 0..24 and
     ``person_map`` i + 1 for detection i (0 = nobody) over the whole frame.
+    A detection a box filter left out (``with_parts[i]`` False) has empty
+    ``labels[i]`` (0, 0) and ``uv[i]`` (2, 0, 0) and no pixels in the maps.
     """
 
     boxes: np.ndarray  # (N, 4) float32 x1, y1, x2, y2
@@ -68,6 +74,7 @@ class FrameResult:
     uv: list[np.ndarray]
     part_map: np.ndarray  # (H, W) uint8
     person_map: np.ndarray  # (H, W) uint8
+    with_parts: np.ndarray | None = None  # (N,) bool: which detections got body parts; None: all
 
     def __len__(self) -> int:
         return int(self.boxes.shape[0])
@@ -128,19 +135,39 @@ def frame_result(
     scores: torch.Tensor,
     output: DensePoseOutput | None,
     frame_hw: tuple[int, int],
+    with_parts: torch.Tensor | None = None,
 ) -> FrameResult:
-    """Per-box charts and full-frame maps from detections in frame coordinates."""
-    height, width = frame_hw
-    charts = chart_results(output, boxes) if output is not None and len(boxes) else []
+    """Per-box charts and full-frame maps from detections in frame coordinates.
+
+    ``with_parts`` (N,) bool: the detections ``output`` holds (in order); None: all of them.
+    """
+    if with_parts is not None and bool(with_parts.all()):
+        with_parts = None  # every detection: exactly the full path
+    chosen = boxes if with_parts is None else boxes[with_parts]
+    charts = chart_results(output, chosen) if output is not None and len(chosen) else []
     labels = [c[0] for c in charts]
-    part_map, person_map = paste_charts(labels, boxes, scores, frame_hw)
+    part_map, person_map = paste_charts(labels, chosen, scores if with_parts is None else scores[with_parts],
+                                        frame_hw)
+    label_list = [lab.cpu().numpy() for lab in labels]
+    uv_list = [c[1].cpu().numpy() for c in charts]
+    if with_parts is not None:
+        # The maps number the chosen detections 1..k; the store numbers all of them.
+        indices = torch.nonzero(with_parts.cpu()).flatten().tolist()
+        lookup = torch.zeros(256, dtype=torch.uint8)
+        lookup[1 : len(indices) + 1] = torch.tensor([i + 1 for i in indices], dtype=torch.uint8)
+        person_map = lookup.to(person_map.device)[person_map.long()]
+        by_index = dict(zip(indices, zip(label_list, uv_list)))
+        empty = (np.zeros((0, 0), np.uint8), np.zeros((2, 0, 0), np.float32))
+        label_list = [by_index.get(i, empty)[0] for i in range(len(boxes))]
+        uv_list = [by_index.get(i, empty)[1] for i in range(len(boxes))]
     return FrameResult(
         boxes=boxes.detach().float().cpu().numpy().reshape(-1, 4),
         scores=scores.detach().float().cpu().numpy().reshape(-1),
-        labels=[lab.cpu().numpy() for lab in labels],
-        uv=[c[1].cpu().numpy() for c in charts],
+        labels=label_list,
+        uv=uv_list,
         part_map=part_map.cpu().numpy(),
         person_map=person_map.cpu().numpy(),
+        with_parts=None if with_parts is None else with_parts.cpu().numpy().astype(bool),
     )
 
 
@@ -210,8 +237,13 @@ class Predictor:
             return contextlib.nullcontext()
         return torch.autocast(self.device.type, dtype=self.dtype)
 
+    #: :meth:`predict` takes ``box_filters`` (the pipeline asks before it passes them).
+    takes_box_filters = True
+
     @torch.inference_mode()
-    def _predict_batch(self, frames: Sequence[Frame]) -> list[FrameResult]:
+    def _predict_batch(
+        self, frames: Sequence[Frame], box_filters: Sequence[BoxFilter | None] | None = None
+    ) -> list[FrameResult]:
         batch = preprocess(frames, device=self.device, min_size=self.min_size, max_size=self.max_size)
         images = batch.tensor
         if self.channels_last:
@@ -221,16 +253,20 @@ class Predictor:
             proposals = self.model.proposals(features, batch.image_sizes)
             detections = self.model.detect(features, proposals, batch.image_sizes, self.score_threshold)
             in_frame = [scale_to_original_keep(d, hw) for d, hw in zip(detections, batch.original_sizes)]
-            # DensePose runs on the resized-image boxes of the detections that survive.
-            kept_boxes = [d.boxes[keep] for d, (_, keep) in zip(detections, in_frame)]
+            # DensePose runs on the resized-image boxes of the detections that survive
+            # (and that their frame's box filter picks from the frame-pixel boxes).
+            chosen = [_chosen(f, det.boxes, det.scores) for f, (det, _) in
+                      zip(box_filters or [None] * len(frames), in_frame)]
+            kept_boxes = [d.boxes[keep] if c is None else d.boxes[keep][c]
+                          for d, (_, keep), c in zip(detections, in_frame, chosen)]
             total = sum(len(b) for b in kept_boxes)
             outputs: list[DensePoseOutput | None] = [None] * len(frames)
             if total:
                 dense = self.model.densepose(features, kept_boxes).float()
                 outputs = dense.split([len(b) for b in kept_boxes])
         return [
-            frame_result(det.boxes, det.scores, out, hw)
-            for (det, _), out, hw in zip(in_frame, outputs, batch.original_sizes)
+            frame_result(det.boxes, det.scores, out, hw, c)
+            for (det, _), out, hw, c in zip(in_frame, outputs, batch.original_sizes, chosen)
         ]
 
     def iter_predict(self, frames: Iterable[Frame]) -> Iterator[FrameResult]:
@@ -239,15 +275,38 @@ class Predictor:
         while chunk := list(islice(iterator, self.batch_size)):
             yield from self._predict_batch(chunk)
 
-    def predict(self, frames: Frames) -> list[FrameResult]:
-        """One :class:`FrameResult` per frame; ``frames`` is one RGB uint8 frame or several."""
-        return list(self.iter_predict(as_frame_list(frames)))
+    def predict(self, frames: Frames, box_filters: Sequence[BoxFilter | None] | None = None) -> list[FrameResult]:
+        """One :class:`FrameResult` per frame; ``frames`` is one RGB uint8 frame or several.
+
+        ``box_filters``, one per frame (None: all detections), pick the detections
+        whose body parts are computed; every detection's box and score is returned.
+        """
+        frames = as_frame_list(frames)
+        if box_filters is None:
+            return list(self.iter_predict(frames))
+        if len(box_filters) != len(frames):
+            raise ValueError(f"{len(box_filters)} box filters for {len(frames)} frames")
+        step = self.batch_size
+        return [result for start in range(0, len(frames), step)
+                for result in self._predict_batch(frames[start : start + step], box_filters[start : start + step])]
 
     def __repr__(self) -> str:
         return (
             f"Predictor({self.cfg.name!r}, device={str(self.device)!r}, precision={str(self.dtype)[6:]!r}, "
             f"score_threshold={self.score_threshold}, batch_size={self.batch_size})"
         )
+
+
+def _chosen(box_filter: BoxFilter | None, boxes: torch.Tensor, scores: torch.Tensor) -> torch.Tensor | None:
+    """The filter's (N,) bool mask of the frame-pixel ``boxes``, on their device; None without a filter."""
+    if box_filter is None:
+        return None
+    flags = box_filter(boxes.detach().float().cpu().numpy().reshape(-1, 4),
+                       scores.detach().float().cpu().numpy().reshape(-1))
+    mask = np.asarray(flags, dtype=bool).reshape(-1)
+    if mask.shape != (len(boxes),):
+        raise ValueError(f"a box filter returned {mask.shape[0]} flags for {len(boxes)} boxes")
+    return torch.from_numpy(mask).to(boxes.device)
 
 
 def _load_state(

@@ -3,7 +3,8 @@
 Definitions (docs/hits.md says the same for users); the modules follow the
 computation: :mod:`.radius` (how tolerant), :mod:`.lookup` (per sample),
 :mod:`.summary` (the tables), :mod:`.schema` (their columns), :mod:`.colors`
-(gaze colours by hit) and :mod:`.compute` (the entry points).
+(gaze colours by hit), :mod:`.provenance` (what an export says made it) and
+:mod:`.compute` (the entry points).
 
 Pixels. Gaze is in scene-video pixels, origin at the top-left corner of the
 image, x right, y down (Pupil Cloud). Pixel ``(row, col)`` covers the square
@@ -67,6 +68,7 @@ from __future__ import annotations
 from .colors import NO_PART_COLOR, UNPROCESSED_COLOR, gaze_colors
 from .compute import compute_hits, hits_from_samples, update_frames
 from .lookup import STATUSES, look_up, sample_durations, sample_hits
+from .provenance import Provenance
 from .radius import DEFAULT_MAX_GAP_MS, HitSettings, default_radius, radius_px
 from .schema import COLUMNS, documented_order
 from .summary import HitContext, HitTables, summarize
@@ -80,6 +82,7 @@ __all__ = [
     "HitContext",
     "HitSettings",
     "HitTables",
+    "Provenance",
     "compute_hits",
     "default_radius",
     "documented_order",

@@ -8,26 +8,45 @@ import numpy as np
 import pandas as pd
 
 from ..errors import DensePoseGazeError
+from ..store_log import covers
 from ..tables import FIXATIONS
-from ..tracking import link_detections
+from ..tracking import current_person_ids
 from .lookup import Progress, sample_durations, sample_hits
 from .radius import HitSettings, default_radius, radius_px
+from .schema import TIME_COLUMN
 from .summary import HitContext, HitTables, summarize
 
 if TYPE_CHECKING:
     from ..recording import Recording
     from ..store import ResultsStore
 
-__all__ = ["compute_hits", "hits_from_samples", "update_frames"]
+__all__ = ["assessable_frames", "compute_hits", "frames_lacking_people", "hits_from_samples", "update_frames"]
 
 
-def _person_ids(store: ResultsStore) -> pd.DataFrame:
-    """Stored person ids if they cover every current detection, else linked afresh (not written)."""
-    detections = store.detections()
-    stored = store.person_ids()
-    if stored is not None and len(stored) == len(detections):
-        return stored
-    return link_detections(detections, store.processed_frames())
+def frames_lacking_people(store: ResultsStore, settings: HitSettings) -> list[int]:
+    """Gaze-guided frames of ``store`` whose body parts may miss people that hits with ``settings`` reach.
+
+    Those made for another unit or a narrower radius (:mod:`..gaze_guided`): a
+    person left without body parts there could have been hit, so these frames are
+    not assessed with ``settings`` until a run with them (or a full run) completes them.
+    """
+    wanted = (float(settings.radius), str(settings.unit))
+    return [frame for frame, made in store.gazed_frames().items() if not covers(made, wanted)]
+
+
+def assessable_frames(store: ResultsStore, settings: HitSettings) -> np.ndarray:
+    """The processed frames whose body parts answer hits with ``settings`` exactly (all but those lacking people)."""
+    processed = store.processed_frames()
+    lacking = frames_lacking_people(store, settings)
+    return np.setdiff1d(processed, np.asarray(lacking, dtype=processed.dtype)) if lacking else processed
+
+
+def lacking_people_note(store: ResultsStore, frames: list[int], settings: HitSettings) -> str:
+    """What to tell a user whose hit settings reach beyond a gaze-guided run's (``frames``: those it concerns)."""
+    return (f"{len(frames)} frame(s) of {store.folder} have body parts only for the people near the gaze at a "
+            f"narrower radius (or another unit) than {settings.radius:g} {settings.unit}; they count as not "
+            "processed here. Run DensePose again with this radius (--radius/--unit) or on everyone "
+            "(--densepose all) to assess them.")
 
 
 def _refuse_damaged(store: ResultsStore, processed: np.ndarray) -> None:
@@ -67,22 +86,25 @@ def compute_hits(
         )
     if settings is None:
         settings = default_radius(recording.scene_camera, recording.frame_size, recording.info)
-    processed = store.processed_frames()
-    _refuse_damaged(store, processed)
-    return hits_from_samples(
+    _refuse_damaged(store, store.processed_frames())
+    lacking = frames_lacking_people(store, settings)
+    tables = hits_from_samples(
         recording.gaze_samples,
         store.labels,
         store.persons,
-        processed,
+        assessable_frames(store, settings),
         settings=settings,
         scene_camera=recording.scene_camera,
         fixations=recording.fixations,
         frame_timestamps=recording.frame_timestamps,
         frame_in_order=recording.frame_in_order,
-        person_ids=person_ids if person_ids is not None else _person_ids(store),
+        person_ids=person_ids if person_ids is not None else current_person_ids(store),
         progress=progress,
         head_uv=store.head_uv,
     )
+    if lacking:
+        tables.notes = (lacking_people_note(store, lacking, settings),)
+    return tables
 
 
 def hits_from_samples(
@@ -118,6 +140,7 @@ def hits_from_samples(
         start_ns=int(frame_timestamps[0]) if frame_timestamps.size else 0,
         person_ids=person_ids,
     )
+    table[TIME_COLUMN] = context.seconds(table["timestamp [ns]"])
     return summarize(table, context, settings)
 
 

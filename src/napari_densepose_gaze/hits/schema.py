@@ -1,17 +1,31 @@
 """The columns of the hit tables: which each table has, what each means, and their documented order.
 
 The exported CSVs (:mod:`napari_densepose_gaze.hit_export`), docs/hits.md and the
-widget's table views all show the columns in this order. The head-region and
-head-pose columns came later and stay at the end of each table, so files read
-by column position keep working.
+widget's table views all show the columns in this order. Columns that came later
+stay at the end of each table, so files read by column position keep working:
+the head region and pose, then the seconds from the recording's start. Every
+exported file ends with the recording's columns (:data:`RECORDING_COLUMNS`, see
+:func:`with_recording`), so the tables of many recordings can be pooled.
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import pandas as pd
 
-__all__ = ["COLUMNS", "documented_order"]
+if TYPE_CHECKING:
+    from .provenance import Provenance
 
+__all__ = ["COLUMNS", "RECORDING_COLUMNS", "TIME_COLUMN", "documented_order", "with_recording"]
+
+#: seconds from the recording's start (its first video frame, as ``first hit [s]`` and the viewer count)
+TIME_COLUMN = "time [s]"
+#: the columns that say which recording a row is from, spelled as Pupil Cloud's tables spell them
+RECORDING_COLUMNS = {
+    "recording id": "the recording's id (info.json's recording_id; Pupil Cloud's recording id)",
+    "recording name": "the recording's name (its folder's name without the id suffix Pupil Cloud adds)",
+}
 _SUMMARY = {
     "samples": "tolerant hits (assessed samples) on it",
     "dwell time [s]": "summed duration of those samples, seconds",
@@ -65,6 +79,7 @@ COLUMNS: dict[str, dict[str, str]] = {
         "head yaw [deg]": "head yaw of the hit person on this frame (empty: no head U, V)",
         "facing wearer": "the hit person's head faces the scene camera",
         "facing confidence": _HEAD["facing confidence"],
+        TIME_COLUMN: "seconds from the recording's start (its first video frame) to the sample",
     },
     "frames": {
         "frame": "video frame index",
@@ -78,6 +93,7 @@ COLUMNS: dict[str, dict[str, str]] = {
         "person": "detection index of the majority person",
         "person id": _MAJORITY["person id"],
         **_HEAD,
+        TIME_COLUMN: "seconds from the recording's start (its first video frame) to the frame",
     },
     "fixations": {
         "fixation id": "as in fixations.csv",
@@ -88,6 +104,8 @@ COLUMNS: dict[str, dict[str, str]] = {
         "samples": "gaze samples of the fixation", "assessed samples": "of those, assessed",
         **_MAJORITY,
         **_HEAD,
+        "start time [s]": "seconds from the recording's start (its first video frame) to the fixation's start",
+        "end time [s]": "seconds from the recording's start to the fixation's end",
     },
     "parts": {"part id": "DensePose part id 1..24", "part": "name", "group": "coarse group", **_SUMMARY},
     "groups": {"group": "coarse group (head, torso, hands, arms, legs, feet with sides)", **_SUMMARY},
@@ -105,3 +123,18 @@ def documented_order(view: str, table: pd.DataFrame) -> pd.DataFrame:
     """``table`` (one of :data:`COLUMNS`) with the documented columns first, in order, then any others."""
     documented = [c for c in COLUMNS[view] if c in table]
     return table[documented + [c for c in table.columns if c not in COLUMNS[view]]]
+
+
+def with_recording(table: pd.DataFrame, provenance: Provenance) -> pd.DataFrame:
+    """``table`` as exported: every row names its recording in :data:`RECORDING_COLUMNS`.
+
+    A table that has ``recording id`` already (gaze.csv's own column in the
+    samples, Face Mapper's layout, the peer's ``densepose.csv``) keeps it in
+    place, set to the provenance's id, and ends with ``recording name``; any
+    other table ends with both.
+    """
+    id_column, name_column = RECORDING_COLUMNS
+    out = table.copy()  # an existing column keeps its place, a new one goes to the end
+    out[id_column] = pd.Series(provenance.recording_id, index=out.index, dtype=object)
+    out[name_column] = pd.Series(provenance.recording_name, index=out.index, dtype=object)
+    return out

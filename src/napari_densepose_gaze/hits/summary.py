@@ -22,7 +22,7 @@ from ..gaze import fixation_frames
 from ..parts import PART_GROUPS, PART_NAMES
 from .lookup import id_names, redo_frames
 from .radius import HitSettings
-from .schema import COLUMNS
+from .schema import COLUMNS, TIME_COLUMN
 
 if TYPE_CHECKING:
     from ..store import ResultsStore
@@ -34,7 +34,8 @@ __all__ = ["HitContext", "HitTables", "summarize"]
 class HitContext:
     """What the summaries need besides the per-sample table; an update reuses it.
 
-    ``start_ns`` is the first frame's time (``first hit [s]`` counts from it);
+    ``start_ns`` is the recording's start, its first frame's time: every seconds
+    column counts from it (:meth:`seconds`), as the viewer's recording time does;
     ``person_ids`` maps ``(frame, person)`` to the stable ids the hits were looked up with.
     """
 
@@ -43,6 +44,14 @@ class HitContext:
     frame_in_order: np.ndarray | None = None
     start_ns: int = 0
     person_ids: pd.DataFrame | None = None
+
+    def seconds(self, timestamps: Any) -> np.ndarray:
+        """Seconds from :attr:`start_ns` to ``timestamps`` (int ns; missing values give NaN)."""
+        # subtract in integers: a float64 UTC time in ns is only exact to about 256 ns
+        ns = pd.Series(timestamps)
+        if not pd.api.types.is_integer_dtype(ns.dtype):
+            ns = pd.to_numeric(ns, errors="coerce")
+        return (ns.astype("Int64") - int(self.start_ns)).to_numpy(dtype=np.float64, na_value=np.nan) / 1e9
 
 
 @dataclass(eq=False)
@@ -55,6 +64,7 @@ class HitTables:
     person and head region with hits (also one of the face files of
     :mod:`~napari_densepose_gaze.face_export`).
     ``head_uv`` are the volumes the samples were looked up with, reused by :meth:`refresh`.
+    ``notes``: what the user must know to read the tables right (frames not assessed, and why).
     """
 
     samples: pd.DataFrame
@@ -66,6 +76,7 @@ class HitTables:
     settings: HitSettings
     context: HitContext = field(repr=False)
     regions: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=list(COLUMNS["regions"])))
+    notes: tuple[str, ...] = ()
 
     def tables(self) -> dict[str, pd.DataFrame]:
         """Every table by name: ``samples``, ``frames``, ``fixations``, ``parts``, ``groups``, ``persons`` and
@@ -86,12 +97,19 @@ class HitTables:
             person_ids = self.context.person_ids
         samples = redo_frames(self.samples, frames, labels, persons, processed, person_ids=person_ids,
                               head_uv=head_uv)
-        return summarize(samples, replace(self.context, person_ids=person_ids), self.settings)
+        tables = summarize(samples, replace(self.context, person_ids=person_ids), self.settings)
+        tables.notes = self.notes
+        return tables
 
     def refresh(self, store: ResultsStore, frames: Any, *, person_ids: pd.DataFrame | None = None) -> HitTables:
-        """:meth:`updated` reading the results store (after a person edited ``frames``)."""
-        return self.updated(frames, store.labels, store.persons, store.processed_frames(), person_ids=person_ids,
-                            head_uv=store.head_uv)
+        """:meth:`updated` reading the results store (after a person edited ``frames``, or a run wrote them).
+
+        Frames a gaze-guided run made for a narrower radius stay not assessed (:func:`.assessable_frames`).
+        """
+        from .compute import assessable_frames
+
+        return self.updated(frames, store.labels, store.persons, assessable_frames(store, self.settings),
+                            person_ids=person_ids, head_uv=store.head_uv)
 
 
 def _majority(rows: pd.DataFrame, by: str) -> pd.DataFrame:
@@ -133,7 +151,7 @@ def _share(table: pd.DataFrame) -> np.ndarray:
         return np.where(assessed > 0, _float(table["n"]) / assessed, np.nan)
 
 
-def _frame_table(samples: pd.DataFrame, frame_timestamps: np.ndarray) -> pd.DataFrame:
+def _frame_table(samples: pd.DataFrame, context: HitContext) -> pd.DataFrame:
     on = samples[samples["frame"] >= 0]
     g = on.groupby("frame", sort=True)
     table = pd.DataFrame({"samples": g.size().astype(np.int64)})
@@ -149,7 +167,8 @@ def _frame_table(samples: pd.DataFrame, frame_timestamps: np.ndarray) -> pd.Data
     table.index.name = "frame"
     table = table.reset_index()
     table["frame"] = table["frame"].astype(np.int64)
-    table["timestamp [ns]"] = np.asarray(frame_timestamps, dtype=np.int64)[table["frame"].to_numpy()]
+    table["timestamp [ns]"] = np.asarray(context.frame_timestamps, dtype=np.int64)[table["frame"].to_numpy()]
+    table[TIME_COLUMN] = context.seconds(table["timestamp [ns]"])
     table["share"] = _share(table)
     table["part id"] = table["part id"].astype("Int64")
     table["part"] = id_names(table["part id"], PART_NAMES)
@@ -254,6 +273,9 @@ def _fixation_table(samples: pd.DataFrame, context: HitContext) -> pd.DataFrame:
     assessed = with_id[with_id["assessed"]]
     table = _with_head(table, assessed.assign(**{"fixation id": assessed["fixation id"].astype("Int64")}),
                        "fixation id", "person id")
+    for edge in ("start", "end"):
+        if f"{edge} timestamp [ns]" in table:
+            table[f"{edge} time [s]"] = context.seconds(table[f"{edge} timestamp [ns]"])
     return table[[c for c in COLUMNS["fixations"] if c in table]].reset_index(drop=True)
 
 
@@ -268,7 +290,7 @@ def _float(values: pd.Series) -> np.ndarray:
 
 
 def _summary(samples: pd.DataFrame, sample_key: pd.Series, fixation_key: pd.Series, keys: list,
-             start_ns: int, name: str) -> pd.DataFrame:
+             context: HitContext, name: str) -> pd.DataFrame:
     """Samples, dwell, fixations, first hit and share of worn time per key (one row per value in ``keys``).
 
     ``sample_key`` gives each sample's key (used only for tolerant hits),
@@ -298,38 +320,37 @@ def _summary(samples: pd.DataFrame, sample_key: pd.Series, fixation_key: pd.Seri
         "dwell time [s]": dwell / 1e9,
         "fixations": fixations,
         "first hit timestamp [ns]": first_ns,
-        "first hit [s]": (_float(pd.Series(first_ns)) - start_ns) / 1e9,
+        "first hit [s]": context.seconds(first_ns),
         "share of worn time": dwell / worn_ns if worn_ns > 0 else np.full(len(keys), np.nan),
     })
 
 
 def summarize(samples: pd.DataFrame, context: HitContext, settings: HitSettings) -> HitTables:
     """All tables from a per-sample hit table (:func:`sample_hits` plus ``sample duration [ns]``)."""
-    frames = _frame_table(samples, context.frame_timestamps)
+    frames = _frame_table(samples, context)
     fixations = _fixation_table(samples, context)
-    start_ns = int(context.start_ns)
     fixation_part = fixations["part id"].where(fixations["part id"].fillna(0) > 0)
-    parts = _summary(samples, samples["hit part id"], fixation_part, list(PART_NAMES), start_ns, "part id")
+    parts = _summary(samples, samples["hit part id"], fixation_part, list(PART_NAMES), context, "part id")
     parts["part id"] = parts["part id"].astype(np.int64)
     parts.insert(1, "part", [PART_NAMES[p] for p in parts["part id"]])
     parts.insert(2, "group", [PART_GROUPS[p] for p in parts["part id"]])
     group_names = list(dict.fromkeys(PART_GROUPS[p] for p in sorted(PART_GROUPS)))
     fixation_group = fixations["group"].where(fixation_part.notna())
-    groups = _summary(samples, samples["hit group"], fixation_group, group_names, start_ns, "group")
+    groups = _summary(samples, samples["hit group"], fixation_group, group_names, context, "group")
     # a hit without a stable id (a person painted by hand) is counted as person id -1, shown as missing
     person_key = samples["hit person id"].fillna(-1)
     fixation_person = fixations["person id"].fillna(-1).where(fixation_part.notna())
     is_hit = samples["assessed"] & (samples["hit part id"].fillna(0) > 0)
     keys = sorted(int(v) for v in person_key[is_hit].unique())
     keys = [k for k in keys if k >= 0] + [k for k in keys if k < 0]
-    persons = _summary(samples, person_key, fixation_person, keys, start_ns, "person id")
+    persons = _summary(samples, person_key, fixation_person, keys, context, "person id")
     persons["person id"] = pd.array([k if k >= 0 else pd.NA for k in keys], dtype="Int64")
-    regions = _region_table(samples, fixations, start_ns)
+    regions = _region_table(samples, fixations, context)
     return HitTables(samples=samples, frames=frames, fixations=fixations, parts=parts, groups=groups,
                      persons=persons, settings=settings, context=context, regions=regions)
 
 
-def _region_table(samples: pd.DataFrame, fixations: pd.DataFrame, start_ns: int) -> pd.DataFrame:
+def _region_table(samples: pd.DataFrame, fixations: pd.DataFrame, context: HitContext) -> pd.DataFrame:
     """:func:`_summary` per person and head region, for the pairs with tolerant hits; person order as ``persons``."""
     person = samples["hit person id"].fillna(-1).astype(np.int64).astype(str)
     sample_key = (person + "|" + samples["hit region"].astype(object).fillna("")).where(samples["hit region"].notna())
@@ -339,7 +360,7 @@ def _region_table(samples: pd.DataFrame, fixations: pd.DataFrame, start_ns: int)
     pairs = {(int(k.split("|")[0]), k.split("|", 1)[1]) for k in sample_key[is_hit].unique()}
     ordered = sorted(pairs, key=lambda pr: (pr[0] < 0, pr[0], _REGION_ORDER[pr[1]]))
     keys = [f"{p}|{r}" for p, r in ordered]
-    table = _summary(samples, sample_key, fixation_key, keys, start_ns, "key")
+    table = _summary(samples, sample_key, fixation_key, keys, context, "key")
     table.insert(0, "person id", pd.array([p if p >= 0 else pd.NA for p, _ in ordered], dtype="Int64"))
     table.insert(1, "region", pd.Series([r for _, r in ordered], dtype=object))
     table.insert(2, "on face", [r in _FACE_NAMES for _, r in ordered])

@@ -1,7 +1,8 @@
-"""How the gaze hit tables show in napari: the views, where a row points, the gaze rings' colours."""
+"""How the gaze hit tables show in napari: the views, their leading columns, where a row points, the rings' colours."""
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -11,9 +12,10 @@ from ..hits import HitTables
 from ..hits.colors import gaze_colors
 
 if TYPE_CHECKING:
+    import napari
     from napari.layers import Points
 
-__all__ = ["VIEWS", "GazeRings", "row_target", "rows_of_frame"]
+__all__ = ["LEADING_COLUMNS", "VIEWS", "GazeRings", "leading_order", "row_target", "rows_of_frame", "show_target"]
 
 #: view name in the selector -> table of :class:`HitTables`
 VIEWS = {
@@ -22,9 +24,37 @@ VIEWS = {
     "per part": "parts",
     "per group": "groups",
     "per person": "persons",
+    "per head region": "regions",
     "per sample": "samples",
 }
+#: per view, the columns that answer "what was looked at" first on screen (exports keep the documented order)
+LEADING_COLUMNS = {
+    "frames": ["frame", "part", "region", "share", "person id", "distance [px]"],
+    "fixations": ["fixation id", "part", "region", "share", "person id", "distance [px]", "start frame"],
+    "samples": ["frame", "hit part", "hit region", "hit person id", "distance [px]"],
+    "parts": ["part", "dwell time [s]", "share of worn time"],
+    "groups": ["group", "dwell time [s]", "share of worn time"],
+    "persons": ["person id", "dwell time [s]", "share of worn time"],
+    "regions": ["person id", "region", "dwell time [s]", "share of worn time"],
+}
 RING_OUTLINE = "black"
+
+
+def leading_order(view: str, columns: list[str]) -> list[str]:
+    """``columns`` in on-screen order: the view's :data:`LEADING_COLUMNS` first, then the rest as they are."""
+    order = [c for c in LEADING_COLUMNS.get(view, []) if c in columns]
+    return order + [c for c in columns if c not in order]
+
+
+def show_target(viewer: napari.Viewer, target: tuple[int, float, float]) -> None:
+    """Show a :func:`row_target`'s frame, centred on its point when it has one."""
+    frame, y, x = target
+    viewer.dims.set_current_step(0, frame)
+    if math.isfinite(y) and math.isfinite(x):
+        # napari 0.9 moved the camera to viewer.scene; a 2-tuple sets the displayed (y, x)
+        scene = getattr(viewer, "scene", None)
+        camera = scene.camera if scene is not None else viewer.camera
+        camera.center = (y, x)
 
 
 def row_target(view: str, row: pd.Series, tables: HitTables) -> tuple[int, float, float] | None:

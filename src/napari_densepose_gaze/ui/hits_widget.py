@@ -4,22 +4,20 @@ The tables come from :func:`~napari_densepose_gaze.hits.compute_hits`, run in
 a thread worker. Afterwards the widget listens to the recording's session: a
 change of the "body parts" or "persons" labels re-looks-up only the samples of
 the changed frames (:meth:`HitTables.refresh`), so the table and the colours of
-the gaze ring follow a correction at once.
+the gaze ring follow a correction at once. What it writes (CSV, report,
+overlay video) is :mod:`.hit_actions`; how the views show is :mod:`.hit_views`.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 from napari.qt.threading import thread_worker
-from napari.utils.notifications import show_error, show_info
-from qtpy.QtCore import Qt
+from napari.utils.notifications import show_error, show_warning
+from qtpy.QtCore import QSignalBlocker
 from qtpy.QtWidgets import (
-    QAbstractItemView,
     QComboBox,
     QDoubleSpinBox,
     QFileDialog,
@@ -27,23 +25,22 @@ from qtpy.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QPushButton,
-    QTableView,
     QVBoxLayout,
     QWidget,
 )
 
 from ..errors import DensePoseGazeError
-from ..figures import write_report
-from ..hit_export import FILE_NAMES, export_recording_hits
+from ..hit_export import FILE_NAMES
 from ..hits import HitSettings, HitTables, compute_hits, default_radius
 from ..hits.schema import COLUMNS, documented_order
-from ..render import render_overlay
 from ..store import ResultsStore
-from .hit_views import VIEWS, GazeRings, row_target, rows_of_frame
+from .head_regions import show_head_region_status
+from .hit_actions import HitOutputs
+from .hit_views import VIEWS, GazeRings, leading_order, row_target, rows_of_frame, show_target
 from .layer_roles import BODY_PARTS, GAZE, role_of
 from .session import RecordingSession, find_layer, session_of
 from .status_text import make_wrapping, set_status
-from .table_model import DataFrameModel
+from .table_model import DataFrameModel, sortable_row_view
 from .viewer_setup import prepare_viewer
 from .worker_runner import WorkerRunner
 
@@ -56,19 +53,10 @@ if TYPE_CHECKING:
 __all__ = ["GazeHitsWidget"]
 
 NO_RESULTS = 'Open a recording with results (a "body parts" layer) first.'
-#: per view, the columns that answer "what was looked at" first on screen (exports keep the documented order)
-LEADING_COLUMNS = {
-    "frames": ["frame", "part", "share", "person id", "distance [px]"],
-    "fixations": ["fixation id", "part", "share", "person id", "distance [px]", "start frame"],
-    "samples": ["frame", "hit part", "hit person id", "distance [px]"],
-    "parts": ["part", "dwell time [s]", "share of worn time"],
-    "groups": ["group", "dwell time [s]", "share of worn time"],
-    "persons": ["person id", "dwell time [s]", "share of worn time"],
-}
 
 
 class GazeHitsWidget(QWidget):
-    """Pick a recording's results, Compute: the gaze hits per frame, fixation, part, group, person or sample."""
+    """Pick a recording's results, Compute: the gaze hits, shown in the views of :data:`.hit_views.VIEWS`."""
 
     def __init__(self, napari_viewer: napari.Viewer) -> None:
         super().__init__()
@@ -81,12 +69,18 @@ class GazeHitsWidget(QWidget):
         self._rings = GazeRings()
         self.tasks = WorkerRunner(show_status=self.status_text, busy_changed=self._busy_changed,
                                   failure="Gaze hits failed")
+        self.outputs = HitOutputs(self.tasks, lambda: (self.tables, self._session), lambda: self.model.frame,
+                                  self.status_text)
 
         self.results = QComboBox()
         self.results.setToolTip('The "body parts" layer (results) of an opened recording.')
+        # layer names carry the recording's name: the choice must not widen the dock to fit them
+        self.results.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.results.setMinimumContentsLength(16)
         self.view = QComboBox()
         self.view.addItems(list(VIEWS))
-        self.view.setToolTip("Which table: one row per frame, fixation, part, group, person or gaze sample.")
+        self.view.setToolTip("Which table: one row per frame, fixation, part, group, person, head region "
+                             "or gaze sample.")
         self.radius = QDoubleSpinBox()
         self.radius.setRange(0.0, 10_000.0)
         self.radius.setDecimals(2)
@@ -94,31 +88,24 @@ class GazeHitsWidget(QWidget):
         self.unit = QComboBox()
         self.unit.addItems(["px", "deg"])
         self.unit.setToolTip("deg needs the scene camera intrinsics (scene_camera.json).")
-        self.compute_button = QPushButton("Compute")
-        self.compute_button.setToolTip("Look up the body part under every gaze sample (edits update it live).")
-        self.export_view_button = QPushButton("Export CSV…")
-        self.export_view_button.setToolTip("The table shown, as CSV (documented column order).")
-        self.export_all_button = QPushButton("Export all…")
-        self.export_all_button.setToolTip("Every table and the settings, as 'densepose-gaze hits' writes them.")
-        self.report_button = QPushButton("Report…")
-        self.report_button.setToolTip(
-            "Body heatmap and dwell-time bar chart (PNG and SVG), as 'densepose-gaze report'.")
-        self.render_button = QPushButton("Render video…")
-        self.render_button.setToolTip(
-            "Overlay video: parts, gaze circle and the part looked at, as 'densepose-gaze render'.")
-        self.cancel_button = QPushButton("Cancel")
-        self.cancel_button.setToolTip("Stop the computation or the video being rendered (nothing half written).")
+        self.compute_button = _button("Compute", self.compute,
+                                      "Look up the body part under every gaze sample (edits update it live).")
+        self.export_view_button = _button("Export CSV…", self._ask_export_view,
+                                          "The table shown, as CSV (documented column order).")
+        self.export_all_button = _button("Export all…", lambda _checked=False: self._ask_folder(
+            "Export every gaze hit table into", self.outputs.export_all),
+                                         "Every table and the settings, as 'densepose-gaze hits' writes them.")
+        self.report_button = _button("Report…", lambda _checked=False: self._ask_folder(
+            "Write the report figures into", self.outputs.write_report),
+                                     "Body heatmap and dwell-time bar chart (PNG and SVG), as 'densepose-gaze report'.")
+        self.render_button = _button("Render video…", self._ask_render,
+                                     "Overlay video: parts, gaze circle and the part looked at, as "
+                                     "'densepose-gaze render'.")
+        self.cancel_button = _button("Cancel", lambda _checked=False: self.tasks.cancel(),
+                                     "Stop the computation or the video being rendered (nothing half written).")
         self.status = make_wrapping(QLabel(""))
         self.model = DataFrameModel(self)
-        self.table = QTableView()
-        self.table.setModel(self.model)
-        self.table.setSortingEnabled(True)
-        self.table.horizontalHeader().setSortIndicatorShown(True)
-        self.table.horizontalHeader().setSortIndicator(-1, Qt.SortOrder.AscendingOrder)
-        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.table.verticalHeader().setDefaultSectionSize(22)
+        self.table = sortable_row_view(self.model)
         self.table.setMinimumHeight(220)  # docked under two other widgets, the table still shows ~8 rows
         self._following = False  # selecting the row of the frame shown must not move the view again
         self._lay_out()
@@ -127,15 +114,10 @@ class GazeHitsWidget(QWidget):
         self.view.currentIndexChanged.connect(self._show_table)
         self.unit.currentIndexChanged.connect(self._settings_changed)
         self.radius.valueChanged.connect(self._settings_changed)
-        self.compute_button.clicked.connect(self.compute)
-        self.export_view_button.clicked.connect(self._ask_export_view)
-        self.export_all_button.clicked.connect(self._ask_export_all)
-        self.report_button.clicked.connect(self._ask_report)
-        self.render_button.clicked.connect(self._ask_render)
-        self.cancel_button.clicked.connect(lambda _checked=False: self.tasks.cancel())
         self.table.selectionModel().currentRowChanged.connect(lambda current, _previous: self.go_to_row(current.row()))
         self.table.clicked.connect(lambda index: self.go_to_row(index.row()))  # again on the current row, too
         prepare_viewer(napari_viewer)
+        show_head_region_status(napari_viewer)
         napari_viewer.layers.events.inserted.connect(self._layers_changed)
         napari_viewer.layers.events.removed.connect(self._layers_changed)
         napari_viewer.dims.events.current_step.connect(self._follow_viewer)
@@ -180,15 +162,14 @@ class GazeHitsWidget(QWidget):
     def _layers_changed(self, _event: Any = None) -> None:
         layers = [layer for layer in self._viewer.layers if role_of(layer) == BODY_PARTS]
         current = self.results.currentData()
-        self.results.blockSignals(True)
-        self.results.clear()
-        for layer in layers:
-            session = _session_or_none(layer)
-            name = session.recording.name if session is not None else "?"
-            self.results.addItem(f"{name} ({layer.name})", layer)
-        index = next((i for i, layer in enumerate(layers) if layer is current), len(layers) - 1)
-        self.results.setCurrentIndex(index)
-        self.results.blockSignals(False)
+        with QSignalBlocker(self.results):
+            self.results.clear()
+            for layer in layers:
+                session = _session_or_none(layer)
+                # the recording's name: the layer's own name repeats it (layer_roles.layer_name)
+                self.results.addItem(session.recording.name if session is not None else layer.name, layer)
+            self.results.setCurrentIndex(next((i for i, layer in enumerate(layers) if layer is current),
+                                              len(layers) - 1))
         if self.results.currentData() is not self._parts_layer:
             self._results_changed()
 
@@ -239,12 +220,9 @@ class GazeHitsWidget(QWidget):
         return HitSettings(float(self.radius.value()), self.unit.currentText())
 
     def _set_settings(self, settings: HitSettings) -> None:
-        self.unit.blockSignals(True)
-        self.radius.blockSignals(True)
-        self.unit.setCurrentText(settings.unit)
-        self.radius.setValue(settings.radius)
-        self.unit.blockSignals(False)
-        self.radius.blockSignals(False)
+        with QSignalBlocker(self.unit), QSignalBlocker(self.radius):
+            self.unit.setCurrentText(settings.unit)
+            self.radius.setValue(settings.radius)
 
     def _settings_changed(self, _value: Any = None) -> None:
         if self.tables is not None and self._settings_or_none() != self.tables.settings:
@@ -289,8 +267,11 @@ class GazeHitsWidget(QWidget):
         self._show_table()
         self._color_gaze()
         n_frames = int(tables.frames["processed"].sum())
+        notes = "".join(f" {note}" for note in tables.notes)
         self.status_text(f"{len(tables.samples)} gaze samples, {n_frames} frames with results; "
-                            f"radius {tables.settings.radius:g} {tables.settings.unit}.")
+                         f"radius {tables.settings.radius:g} {tables.settings.unit}.{notes}")
+        for note in tables.notes:
+            show_warning(note)
 
     # ------------------------------------------------------------ label changes
     def _labels_changed(self, frames: list[int]) -> None:
@@ -334,9 +315,7 @@ class GazeHitsWidget(QWidget):
     def _put_leading_columns_first(self, view: str) -> None:
         header = self.table.horizontalHeader()
         columns = list(self.model.frame.columns)
-        order = [c for c in LEADING_COLUMNS.get(view, []) if c in columns]
-        order += [c for c in columns if c not in order]
-        for visual, name in enumerate(order):
+        for visual, name in enumerate(leading_order(view, columns)):
             header.moveSection(header.visualIndex(columns.index(name)), visual)
 
     def _follow_viewer(self, _event: Any = None) -> None:
@@ -366,113 +345,30 @@ class GazeHitsWidget(QWidget):
         target = row_target(self.current_view(), self.model.row(row), self.tables)
         if target is None:
             return
-        frame, y, x = target
-        self._viewer.dims.set_current_step(0, frame)
-        if math.isfinite(y) and math.isfinite(x):
-            # napari 0.9 moved the camera to viewer.scene; a 2-tuple sets the displayed (y, x)
-            scene = getattr(self._viewer, "scene", None)
-            camera = scene.camera if scene is not None else self._viewer.camera
-            camera.center = (y, x)
+        show_target(self._viewer, target)
 
     def _color_gaze(self) -> None:
         if self.tables is not None and self._session is not None:
             self._rings.color(find_layer(self._viewer, GAZE, self._session), self.tables.frames)
 
-    # ------------------------------------------------------------ export
-    def export_view(self, path: str | Path) -> Path:
-        """Write the table shown, in the order shown, as CSV to ``path``."""
-        if self.tables is None:
-            raise DensePoseGazeError("Compute the gaze hits first, then export them.")
-        path = Path(path).expanduser()
-        if path.suffix.lower() != ".csv":
-            path = path.with_name(path.name + ".csv")
-        try:
-            self.model.frame.to_csv(path, index=False)
-        except OSError as exc:
-            raise DensePoseGazeError(f"Cannot write {path}: {exc}. Choose a folder you can write to.") from exc
-        return path
-
-    def export_all(self, folder: str | Path) -> Any:
-        """Write every table (and the peer tool's files) into ``folder`` in a thread worker; returns the worker."""
-        tables, session, store = self._ready()
-        folder = Path(folder).expanduser()
-
-        @thread_worker(ignore_errors=True)
-        def work() -> dict[str, Path]:
-            return export_recording_hits(tables, folder, session.recording, store)
-
-        worker = work()
-        worker.returned.connect(lambda written: self._exported(written, folder))
-        return self.tasks.start(worker, f"Exporting to {folder} ...")
-
-    def write_report(self, folder: str | Path) -> Any:
-        """The report figures (same as ``densepose-gaze report``) into ``folder`` in a thread worker."""
-        tables, session, _ = self._ready()
-        folder = Path(folder).expanduser()
-
-        @thread_worker(ignore_errors=True)
-        def work() -> dict[str, Path]:
-            return write_report(tables, folder, name=session.recording.name)
-
-        worker = work()
-        worker.returned.connect(lambda written: self._exported(written, folder))
-        return self.tasks.start(worker, f"Writing the report to {folder} ...")
-
-    def render_video(self, path: str | Path) -> Any:
-        """The overlay video (same as ``densepose-gaze render``) to ``path`` in a thread worker."""
-        tables, session, store = self._ready()
-        recording, relay, path = session.recording, self.tasks.cancellable(), Path(path).expanduser()
-
-        @thread_worker(ignore_errors=True)
-        def work() -> Path | None:
-            return render_overlay(recording, store, tables, path, progress=relay)
-
-        worker = work()
-        worker.returned.connect(lambda out: self._exported({"video": out}, path.parent))
-        return self.tasks.start(worker, f"Rendering {path.name} ...", progress="Overlay video",
-                                total=max(recording.n_frames, 1))
-
-    def _ready(self) -> tuple[HitTables, RecordingSession, ResultsStore]:
-        if self.tables is None or self._session is None or self._store is None:
-            raise DensePoseGazeError("Compute the gaze hits first.")
-        if self.tasks.busy:
-            raise DensePoseGazeError("Wait until the current task has finished.")
-        return self.tables, self._session, self._store
-
-    def _exported(self, written: dict[str, Path], folder: Path) -> None:
-        message = f"Wrote {len(written)} files to {folder}."
-        self.status_text(message)
-        show_info(message)
-
-    def _default_export_folder(self) -> Path:
-        return Path(self._store.folder).parent if self._store is not None else Path.home()
-
+    # ------------------------------------------------------------ outputs (written by .hit_actions)
     def _ask_export_view(self, _checked: bool = False) -> None:
-        name = FILE_NAMES[self.current_view()]
-        path, _ = QFileDialog.getSaveFileName(self, "Export the table shown",
-                                              str(self._default_export_folder() / name), "CSV files (*.csv)")
-        if path:
-            _report_errors(lambda: self.status_text(f"Wrote {self.export_view(path)}."))
-
-    def _ask_export_all(self, _checked: bool = False) -> None:
-        folder = QFileDialog.getExistingDirectory(self, "Export every gaze hit table into",
-                                                  str(self._default_export_folder()))
-        if folder:
-            _report_errors(lambda: self.export_all(folder))
-
-    def _ask_report(self, _checked: bool = False) -> None:
-        folder = QFileDialog.getExistingDirectory(self, "Write the report figures into",
-                                                  str(self._default_export_folder()))
-        if folder:
-            _report_errors(lambda: self.write_report(folder))
+        self._ask_file("Export the table shown", FILE_NAMES[self.current_view()], "CSV files (*.csv)",
+                       lambda path: self.status_text(f"Wrote {self.outputs.export_view(path)}."))
 
     def _ask_render(self, _checked: bool = False) -> None:
-        recording = self.recording
-        name = f"{recording.name}_overlay.mp4" if recording is not None else "overlay.mp4"
-        path, _ = QFileDialog.getSaveFileName(self, "Write the overlay video",
-                                              str(self._default_export_folder() / name), "MP4 video (*.mp4)")
+        name = f"{self.recording.name}_overlay.mp4" if self.recording is not None else "overlay.mp4"
+        self._ask_file("Write the overlay video", name, "MP4 video (*.mp4)", self.outputs.render_video)
+
+    def _ask_file(self, title: str, name: str, kinds: str, write: Callable[[str], Any]) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, title, str(self.outputs.default_folder() / name), kinds)
         if path:
-            _report_errors(lambda: self.render_video(path))
+            _report_errors(lambda: write(path))
+
+    def _ask_folder(self, title: str, write: Callable[[str], Any]) -> None:
+        folder = QFileDialog.getExistingDirectory(self, title, str(self.outputs.default_folder()))
+        if folder:
+            _report_errors(lambda: write(folder))
 
     def _busy_changed(self) -> None:
         self._enable()
@@ -486,6 +382,13 @@ class GazeHitsWidget(QWidget):
         for button in (self.export_view_button, self.export_all_button, self.report_button, self.render_button):
             button.setEnabled(have_tables)
         self.cancel_button.setEnabled(not idle)
+
+
+def _button(text: str, clicked: Callable[..., Any], tip: str) -> QPushButton:
+    button = QPushButton(text)
+    button.setToolTip(tip)
+    button.clicked.connect(clicked)
+    return button
 
 
 def _session_or_none(layer: Any) -> RecordingSession | None:

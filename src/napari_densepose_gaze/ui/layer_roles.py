@@ -4,6 +4,10 @@ The reader can only hand napari data and keyword arguments, so a layer carries
 its role and its recording folder as plain strings in ``layer.metadata``
 (napari may copy or save them). Objects (the Recording, the results store) are
 never put there: :mod:`.session` keeps them.
+
+A layer's name carries its recording (``body parts [<recording>]``) so that two
+recordings open at once are told apart in the layer list; code never looks a
+layer up by its name (the user may rename it), only by role and recording.
 """
 
 from __future__ import annotations
@@ -11,15 +15,18 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from napari.utils._proxies import PublicOnlyProxy
+
 if TYPE_CHECKING:
     from napari.layers import Layer
 
-#: layer roles: the reader's three layers and the two result layers
+#: layer roles: the reader's three layers, the two result layers, the head-regions overlay
 SCENE_VIDEO = "scene video"
 GAZE = "gaze"
 FIXATIONS = "fixations"
 BODY_PARTS = "body parts"
 PERSONS = "persons"
+HEAD_REGIONS = "head regions"
 RECORDING_ROLES = (SCENE_VIDEO, FIXATIONS, GAZE)
 RESULT_ROLES = (BODY_PARTS, PERSONS)
 
@@ -37,6 +44,22 @@ def layer_metadata(recording_folder: Path, role: str, store_folder: Path | None 
     if store_folder is not None:
         metadata[STORE_FOLDER_KEY] = str(store_folder)
     return metadata
+
+
+def unproxied(layer: Any) -> Any:
+    """The layer itself, not napari's PublicOnlyProxy of it.
+
+    A widget napari makes for a plugin gets a proxied viewer, whose layers
+    (and every object of a module named ``napari...``, ours included) come
+    wrapped: a proxy is not the layer, nor its data the store's array.
+    Sessions and edit hooks hold the layer itself.
+    """
+    return layer.__wrapped__ if isinstance(layer, PublicOnlyProxy) else layer
+
+
+def layer_name(role: str, recording_name: str) -> str:
+    """The name a layer with ``role`` of the recording called ``recording_name`` gets when it is made."""
+    return f"{role} [{recording_name}]"
 
 
 def role_of(layer: Layer | None) -> str | None:

@@ -1,10 +1,13 @@
 """npe2 reader: a Pupil Cloud recording as a scene video, gaze points and fixations.
 
 napari hands this reader every folder and every ``.mp4``. It answers None
-("not mine") only for paths that are plainly no recording, so napari's own
-readers still get them; for a recording with a problem it raises
+("not mine") only for paths that are plainly no recording (a folder of
+images, a zarr store, a lone video), so napari's own readers still get them;
+for a recording with a problem it raises
 :class:`~napari_densepose_gaze.errors.DensePoseGazeError`, whose message napari
-shows to the user.
+shows to the user. A folder of tables that is no recording is told which
+files a recording has (:data:`EXPECTED_FILES`). An export root with several
+recordings asks which to open (:mod:`.recording_chooser`).
 """
 
 from __future__ import annotations
@@ -18,13 +21,18 @@ import pandas as pd
 from napari.utils.notifications import show_warning
 
 from ..errors import DensePoseGazeError
-from ..recording import Recording, looks_like_recording_or_export
-from .layer_roles import FIXATIONS, GAZE, SCENE_VIDEO, layer_metadata
+from ..recording import EXPECTED_FILES, Recording, find_recordings, is_recording_folder, looks_like_recording_or_export
+from .layer_roles import FIXATIONS, GAZE, SCENE_VIDEO, layer_metadata, layer_name
+from .recording_chooser import choose_recordings
 from .result_layers import LayerData, result_layer_data
 from .session import RecordingSession, open_session
 from .viewer_setup import prepare_viewer
 
 PathOrPaths = str | Sequence[str]
+
+# files of data a user may take for a recording; folders of images and zarr stores are napari's own
+_TABLE_SUFFIXES = (".csv", ".json", ".raw", ".time", ".txt")
+_ZARR_FILES = ("zarr.json", ".zarray", ".zgroup")
 
 GAZE_COLOR = "#ff2d55"  # a saturated red-pink that stays visible on skin, cloth and walls
 FIXATION_COLOR = "#00e5ff"
@@ -36,23 +44,56 @@ def get_reader(path: PathOrPaths) -> Callable[[PathOrPaths], list[LayerData]] | 
         if len(path) != 1:
             return None  # a stack of several paths is never one recording
         path = path[0]
-    if not looks_like_recording_or_export(Path(path)):
-        return None
-    return read_recording
+    if looks_like_recording_or_export(Path(path)):
+        return read_recording
+    if _holds_tables(Path(path)):
+        return refuse_no_recording
+    return None
+
+
+def not_a_recording_message(path: Path) -> str:
+    """What a folder that is no recording lacks, and what to pick instead."""
+    return (f"{path} is no recording: a recording folder holds one of {', '.join(EXPECTED_FILES)} (and its scene "
+            "video), and an export root holds such folders. Pick the unzipped Pupil Cloud 'Timeseries Data + "
+            "Scene Video' export, one recording folder in it, or a Neon Player, Pupil Player or Neon app folder.")
+
+
+def refuse_no_recording(path: PathOrPaths) -> list[LayerData]:
+    """The reader of a folder of tables that is no recording: says which files were expected."""
+    raise DensePoseGazeError(not_a_recording_message(Path(path if isinstance(path, str | Path) else path[0])))
+
+
+def _holds_tables(path: Path) -> bool:
+    if not path.is_dir() or any((path / name).exists() for name in _ZARR_FILES):
+        return False
+    try:
+        return any(p.suffix.lower() in _TABLE_SUFFIXES and p.is_file() for p in path.iterdir())
+    except OSError:
+        return False
 
 
 def read_recording(path: PathOrPaths) -> list[LayerData]:
     """Layers of the recording at ``path``: scene video, fixations and gaze (top)."""
     if not isinstance(path, str | Path):
         path = path[0]
-    # a video resolves to its folder and an export root to its one recording; several raise
-    # DensePoseGazeError naming them
-    session = open_session(path)
     viewer = napari.current_viewer()
     if viewer is not None:
         # a reader can only return data: the viewer is watched so the layers join the session when made
         prepare_viewer(viewer)
-    return recording_layer_data(session.recording) + _result_layers(session)
+    layers: list[LayerData] = []
+    for folder in _recordings_to_open(Path(path)):
+        # a video resolves to its folder, an export root to its one recording
+        session = open_session(folder)
+        layers += recording_layer_data(session.recording) + _result_layers(session)
+    return layers
+
+
+def _recordings_to_open(path: Path) -> list[Path]:
+    """``[path]``, or the recordings of an export root the user picks when it holds several."""
+    if path.is_file() or is_recording_folder(path):
+        return [path]
+    recordings = find_recordings(path)
+    return choose_recordings(path, recordings) if len(recordings) > 1 else [path]
 
 
 def _result_layers(session: RecordingSession) -> list[LayerData]:
@@ -81,7 +122,7 @@ def _marker_size(width: int, height: int, fraction: float) -> float:
 
 def _scene_video(recording: Recording) -> LayerData:
     kwargs = {
-        "name": SCENE_VIDEO,
+        "name": layer_name(SCENE_VIDEO, recording.name),
         "rgb": True,
         "metadata": layer_metadata(recording.folder, SCENE_VIDEO),
     }
@@ -103,7 +144,7 @@ def _gaze_points(recording: Recording, width: int, height: int) -> LayerData:
         }
     )
     kwargs = {
-        "name": GAZE,
+        "name": layer_name(GAZE, recording.name),
         "features": features,
         "size": _marker_size(width, height, 0.05),
         "symbol": "ring",
@@ -151,7 +192,7 @@ def _fixation_points(recording: Recording, n_frames: int, width: int, height: in
     )
     data = table[["frame", "y", "x"]].to_numpy(np.float64).reshape(-1, 3)
     kwargs = {
-        "name": FIXATIONS,
+        "name": layer_name(FIXATIONS, recording.name),
         "features": table[["fixation id", "start timestamp [ns]", "duration [ms]"]],
         "size": _marker_size(width, height, 0.035),
         "symbol": "disc",

@@ -14,7 +14,7 @@ from napari.utils.colormaps import DirectLabelColormap
 
 from ..errors import DensePoseGazeError
 from ..parts import part_colors, parts_table
-from .layer_roles import BODY_PARTS, PERSONS, ROLE_KEY, layer_metadata
+from .layer_roles import BODY_PARTS, PERSONS, ROLE_KEY, layer_metadata, layer_name
 from .session import RecordingSession, find_layer
 
 if TYPE_CHECKING:
@@ -31,14 +31,17 @@ def body_parts_colormap() -> DirectLabelColormap:
 
 
 def result_layer_data(session: RecordingSession) -> list[LayerData]:
-    """Layer data tuples of the session's results: body parts (shown) and persons (hidden); none without results."""
+    """Layer data tuples of the session's results: body parts (shown) and persons (hidden); none without results.
+
+    The persons layer shows stable person ids, the ones of the tables (:mod:`.stable_persons`).
+    """
     store = session.store
     if store is None:
         return []
     parts = (
         store.labels,
         {
-            "name": BODY_PARTS,
+            "name": layer_name(BODY_PARTS, session.recording.name),
             "colormap": body_parts_colormap(),
             "features": parts_table(),
             "opacity": 0.6,
@@ -47,9 +50,9 @@ def result_layer_data(session: RecordingSession) -> list[LayerData]:
         "labels",
     )
     persons = (
-        store.persons,
+        session.stable_persons,
         {
-            "name": PERSONS,
+            "name": layer_name(PERSONS, session.recording.name),
             "visible": False,
             "opacity": 0.5,
             "metadata": layer_metadata(session.folder, PERSONS, store.folder),

@@ -4,13 +4,15 @@ Everything slow (downloading weights, loading the model, decoding, inference)
 runs in a napari thread worker; the widget only gathers settings, shows
 progress and tells the recording's session which frames arrived (the layers
 redraw, the Gaze hits tables follow). A recording with results brings its
-stored settings into the widget, so a re-run resumes instead of being refused;
-the loaded model is kept for the next run with the same settings.
+stored settings into the widget, so a re-run resumes instead of being refused.
+The model loads only when a frame needs computing, and stays loaded for the next
+run with the same settings, also of another Run widget of this napari.
 """
 
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -26,23 +28,26 @@ from magicgui.widgets import (
 )
 from napari.qt.threading import thread_worker
 from napari.utils.notifications import show_error, show_info
+from qtpy.QtCore import QObject, Signal
 
 from ..engine.defaults import DEFAULT_MODEL, DEFAULT_SCORE_THRESHOLD, DEVICES, MIN_SIZE_TEST, PRECISIONS
 from ..engine.weights import weights_state
 from ..engine.zoo import ZOO
 from ..errors import DensePoseGazeError
 from ..frame_selection import FrameSelection
+from ..gaze_guided import default_densepose_mode
 from ..pipeline import (
     LoadedModel,
+    ModelLoader,
     ModelSettings,
     Progress,
     RunOptions,
     RunSummary,
     iter_densepose,
-    load_model,
     prepare_run,
 )
 from ..recording import Recording
+from ..store import ResultsStore
 from .layer_roles import SCENE_VIDEO, recording_folder_of, role_of
 from .result_layers import show_results
 from .session import RecordingSession, session_of
@@ -51,13 +56,78 @@ from .viewer_setup import prepare_viewer
 from .worker_runner import WorkerRunner
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     import napari
+
 
 class _Cancelled(Exception):
     """Raised from a progress callback to stop a download or a model load the user cancelled."""
 
 
 _SELECTION_MODES = [("all frames", "all"), ("frames with valid gaze", "gaze"), ("one frame per fixation", "fixations")]
+_DENSEPOSE_MODES = [("near the gaze", "gazed"), ("everyone", "all")]
+_LOADING = "Loading the model (and checking its checkpoint) ..."
+
+
+class _KeptModel:
+    """The one model this napari keeps loaded for its Run widgets, with the device it was loaded on.
+
+    One, as a cluster worker keeps one: a model takes hundreds of MB, and a run
+    with other settings replaces it.
+    """
+
+    def __init__(self) -> None:
+        # one tuple, replaced whole: a run's thread and the GUI thread never see half of it
+        self._kept: tuple[ModelSettings, str, LoadedModel] | None = None
+
+    def get(self, model: ModelSettings, device: str) -> LoadedModel | None:
+        kept = self._kept
+        return kept[2] if kept is not None and kept[:2] == (model, device) else None
+
+    def keep(self, loaded: LoadedModel, device: str) -> None:
+        self._kept = (loaded.settings, device, loaded)
+
+
+_KEPT = _KeptModel()
+
+
+class _RunModel:
+    """A run's model source (:class:`~.pipeline.ModelSource`): the kept model, or one loaded at the first use.
+
+    A load the user cancelled (during the download, or while it loaded) ends
+    in :class:`_Cancelled`, before the run writes anything.
+    """
+
+    def __init__(self, model: ModelSettings, options: RunOptions, *, download: Callable[[int, int], None],
+                 cancelled: Callable[[], bool], on_load: Callable[[], None]) -> None:
+        self.settings = model
+        self._device = options.device
+        self._cancelled = cancelled
+        self._loader = ModelLoader(model, options, download_progress=download, on_load=on_load,
+                                   loaded=_KEPT.get(model, options.device))
+
+    @property
+    def loaded(self) -> LoadedModel | None:
+        return self._loader.loaded
+
+    def get(self) -> LoadedModel:
+        try:
+            loaded = self._loader.get()
+        except Exception as exc:
+            if self._cancelled():  # the download stopped, or the user gave up waiting
+                raise _Cancelled from exc
+            raise
+        _KEPT.keep(loaded, self._device)
+        if self._cancelled():  # pressed while the model loaded: nothing is written
+            raise _Cancelled
+        return loaded
+
+
+class _StatusRelay(QObject):
+    """Carries a status line from the run's worker thread to the widget (a queued signal)."""
+
+    text = Signal(str)
 
 
 class RunDensePoseWidget(Container):
@@ -67,7 +137,6 @@ class RunDensePoseWidget(Container):
         self._viewer = napari_viewer
         self._cancel_requested = False
         self._parts_layer: Any = None
-        self._loaded: tuple[ModelSettings, str, LoadedModel] | None = None  # (settings, device, model) of the last run
         self._adopted_from: Any = None  # the store whose settings the widget shows
         self._processed: np.ndarray | None = None  # frames the running store had processed at the last report
 
@@ -92,6 +161,12 @@ class RunDensePoseWidget(Container):
             f"{MIN_SIZE_TEST} is Detectron2's size (exact results); smaller is faster and coarser."
         )
         self.mode = ComboBox(label="frames", choices=_SELECTION_MODES, value="all")
+        self.densepose = ComboBox(label="DensePose", choices=_DENSEPOSE_MODES, value=default_densepose_mode("all"))
+        self.densepose.tooltip = (
+            "near the gaze: body parts only for the people a gaze hit can reach (the same hit tables, less work); "
+            "everyone: for every person found, and a run with it completes frames made near the gaze. "
+            "Follows the frames choice: near the gaze for gaze and fixation frames, everyone for all frames."
+        )
         self.step = SpinBox(label="every Nth frame", value=1, min=1, max=10_000)
         self.first = SpinBox(label="first frame", value=0, min=0, max=10_000_000)
         self.last = SpinBox(label="last frame (-1: end)", value=-1, min=-1, max=10_000_000)
@@ -108,12 +183,14 @@ class RunDensePoseWidget(Container):
         self.tasks = WorkerRunner(show_status=self._show_status, busy_changed=self._busy_changed,
                                   failure="DensePose run failed")
         self.tasks.relay.changed.connect(self._show_download)
+        self._run_status = _StatusRelay()
+        self._run_status.text.connect(self._say)
 
         super().__init__(
             widgets=[
                 self.video, self.model, self.model_state, self.download, self.weights, self.device,
-                self.precision, self.threshold, self.input_size, self.mode, self.step, self.first, self.last,
-                self.start_event, self.end_event, self.output, self.overwrite, self.run_button,
+                self.precision, self.threshold, self.input_size, self.mode, self.densepose, self.step, self.first,
+                self.last, self.start_event, self.end_event, self.output, self.overwrite, self.run_button,
                 self.cancel_button, self.status,
             ]
         )
@@ -121,6 +198,7 @@ class RunDensePoseWidget(Container):
         self.weights.changed.connect(self._show_weights_state)
         self.download.changed.connect(self._download)
         self.video.changed.connect(self._video_changed)
+        self.mode.changed.connect(self._mode_changed)
         self.run_button.changed.connect(self._run)
         self.cancel_button.changed.connect(self._cancel)
         prepare_viewer(napari_viewer)
@@ -149,6 +227,10 @@ class RunDensePoseWidget(Container):
         for widget, tip in tips.items():
             if not widget.tooltip:
                 widget.tooltip = tip
+
+    def _mode_changed(self, _value: Any = None) -> None:
+        # the command line's default for the selection; the user may pick the other one after
+        self.densepose.value = default_densepose_mode(self.mode.value)
 
     def _video_changed(self, _value: Any = None) -> None:
         self.start_event.reset_choices()
@@ -189,9 +271,8 @@ class RunDensePoseWidget(Container):
 
     # ------------------------------------------------------------ choices
     def _video_layers(self, _widget: Any = None) -> list[tuple[str, Any]]:
-        # the recording's name first: with two recordings open, both videos are called "scene video"
-        return [(f"{_recording_name(layer)} ({layer.name})", layer) for layer in self._viewer.layers
-                if role_of(layer) == SCENE_VIDEO]
+        # the recording's name: what tells two open recordings apart (a layer's name may be edited)
+        return [(_recording_name(layer), layer) for layer in self._viewer.layers if role_of(layer) == SCENE_VIDEO]
 
     def _event_choices(self, _widget: Any = None) -> list[str]:
         recording = self._recording_or_none()
@@ -295,6 +376,7 @@ class RunDensePoseWidget(Container):
             selection=selection,
             output=output if output not in ("", ".") else None,
             overwrite_edited=bool(self.overwrite.value),
+            densepose=self.densepose.value,
         )
 
     def _run(self, _value: Any = None) -> None:
@@ -306,15 +388,21 @@ class RunDensePoseWidget(Container):
             return
         self._cancel_requested = False
         self._processed = None
-        worker = self._run_worker(session.recording, model, options)
+        try:
+            store = _shared_store(session, options)
+        except DensePoseGazeError as exc:
+            show_error(str(exc))
+            return
+        worker = self._run_worker(session.recording, model, options, store)
         worker.yielded.connect(lambda message: self._on_yield(session, message))
         worker.returned.connect(self._on_done)
         # a missing model downloads first: its bar opens at the first progress call
-        reuse = self._loaded is not None and self._loaded[:2] == (model, options.device)
-        self.tasks.start(worker, "Starting with the loaded model ..." if reuse else
-                         "Loading the model (and checking its checkpoint) ...", progress=f"Downloading {model.model}")
+        reuse = _KEPT.get(model, options.device) is not None
+        self.tasks.start(worker, "Starting with the loaded model ..." if reuse else "Preparing the run ...",
+                         progress=f"Downloading {model.model}")
 
-    def _run_worker(self, recording: Recording, model: ModelSettings, options: RunOptions):
+    def _run_worker(self, recording: Recording, model: ModelSettings, options: RunOptions,
+                    store: ResultsStore | None):
         download = self._cancellable(self.tasks.relay)
         started = time.monotonic()
 
@@ -322,24 +410,19 @@ class RunDensePoseWidget(Container):
             return RunSummary(selected=0, skipped_done=0, skipped_edited=0, processed=0, cancelled=True,
                               seconds=time.monotonic() - started)
 
+        source = _RunModel(model, options, download=download, cancelled=lambda: self._cancel_requested,
+                           on_load=lambda: self._run_status.text.emit(_LOADING))
+
         @thread_worker(ignore_errors=True)  # errors go to the runner, not to the event loop
         def work():
-            loaded = self._loaded[2] if self._loaded is not None and self._loaded[:2] == (model, options.device) \
-                else None
-            if loaded is None:
-                try:
-                    loaded = load_model(model, options, download_progress=download)
-                except Exception:
-                    if self._cancel_requested:  # the download stopped, or the user gave up waiting
-                        return cancelled()
-                    raise
-                self._loaded = (model, options.device, loaded)
-            if self._cancel_requested:  # pressed while the model loaded: nothing was written
+            try:
+                # a new store loads the model now (its metadata names it); an existing one when a frame needs it
+                prepared = prepare_run(recording, model, options, loaded=source, store=store)
+            except _Cancelled:
                 return cancelled()
-            prepared = prepare_run(recording, model, options, loaded=loaded)
             yield ("store", prepared.store, len(prepared.frames))
-            run = iter_densepose(recording, prepared.predictor, prepared.store, prepared.frames,
-                                 overwrite_edited=options.overwrite_edited)
+            run = iter_densepose(recording, prepared.load_predictor, prepared.store, prepared.frames,
+                                 overwrite_edited=options.overwrite_edited, guide=prepared.guide)
             try:
                 state = next(run)
                 while True:
@@ -347,12 +430,14 @@ class RunDensePoseWidget(Container):
                     state = run.send(self._cancel_requested)
             except StopIteration as done:
                 return done.value
+            except _Cancelled:
+                return cancelled()
 
         return work()
 
     def _show_download(self, done: int, total: int) -> None:
         """Weights download: bytes so far of ``total`` (0 when the server does not say)."""
-        if self.tasks.busy and self._parts_layer is None:
+        if self.tasks.busy:  # also once the run showed its store: an existing store's model loads later
             megabytes = f"{done / 2**20:.0f}" + (f" of {total / 2**20:.0f}" if total else "")
             self._say(f"Downloading weights: {megabytes} MB")
 
@@ -384,11 +469,14 @@ class RunDensePoseWidget(Container):
 
     def _on_done(self, summary: RunSummary | None) -> None:
         if isinstance(summary, RunSummary):
-            verb = "Cancelled after" if summary.cancelled else "Done:"
-            self._say(
-                f"{verb} {summary.processed} frames in {summary.seconds:.0f} s; "
-                f"{summary.skipped_done} already done, {summary.skipped_edited} edited by hand kept"
-            )
+            skipped = f"{summary.skipped_done} already done, {summary.skipped_edited} edited by hand kept"
+            if summary.skipped_claimed:
+                skipped += f", {summary.skipped_claimed} computed by another run"
+            if _nothing_to_compute(summary):
+                self._say(f"Nothing to compute in the {summary.selected} selected frames: {skipped}.")
+            else:
+                verb = "Cancelled after" if summary.cancelled else "Done:"
+                self._say(f"{verb} {summary.processed} frames in {summary.seconds:.0f} s; {skipped}")
             session = _session_or_none(self.video.value)
             if session is not None and self._parts_layer is not None:
                 self._show_written(session)
@@ -414,6 +502,26 @@ class RunDensePoseWidget(Container):
             self._show_weights_state()
 
 
+def _nothing_to_compute(summary: RunSummary) -> bool:
+    """Every selected frame was done, edited or claimed already: the run computed (and loaded) nothing."""
+    skipped = summary.skipped_done + summary.skipped_edited + summary.skipped_claimed
+    return not summary.cancelled and summary.processed == 0 and summary.selected == skipped
+
+
+def _shared_store(session: RecordingSession, options: RunOptions) -> ResultsStore | None:
+    """The session's open store when the run writes there (the UI and the run then share one handle), else None.
+
+    A results folder chosen elsewhere is opened (or made) by the run itself,
+    and becomes the session's store when the run starts.
+    """
+    store = session.store
+    if store is None:
+        return None
+    if options.output is not None and Path(options.output).resolve() != Path(store.folder).resolve():
+        return None
+    return store
+
+
 def _session_or_none(layer: Any) -> RecordingSession | None:
     try:
         return session_of(layer)
@@ -422,5 +530,8 @@ def _session_or_none(layer: Any) -> RecordingSession | None:
 
 
 def _recording_name(layer: Any) -> str:
+    session = _session_or_none(layer)
+    if session is not None:
+        return session.recording.name
     folder = recording_folder_of(layer)
-    return folder.name if folder is not None else "?"
+    return folder.name if folder is not None else layer.name

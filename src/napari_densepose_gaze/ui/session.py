@@ -36,7 +36,9 @@ from .layer_roles import (
     STORE_FOLDER_KEY,
     recording_folder_of,
     role_of,
+    unproxied,
 )
+from .stable_persons import StablePersons
 from .store_layer import EditHook, connect_edits
 
 if TYPE_CHECKING:
@@ -63,6 +65,7 @@ class RecordingSession:
     def __init__(self, recording: Recording) -> None:
         self.recording = recording
         self._store: ResultsStore | None = None
+        self._persons: StablePersons | None = None  # the persons layer's data: the store's, in stable ids
         self._layers: weakref.WeakSet[Layer] = weakref.WeakSet()
         # result layer -> (its store, disconnect of its edit hook)
         self._hooks: weakref.WeakKeyDictionary[Layer, tuple[ResultsStore, EditHook | Callable[[], None]]] = (
@@ -94,6 +97,16 @@ class RecordingSession:
             self._store = _open_store(self.store_folder)
         return self._store
 
+    @property
+    def stable_persons(self) -> StablePersons | None:
+        """The store's persons as stable person ids (what the persons layer shows); None while it has no results."""
+        store = self.store
+        if store is None:
+            return None
+        if self._persons is None or self._persons.store is not store:
+            self._persons = StablePersons(store)
+        return self._persons
+
     def use_store(self, store: ResultsStore) -> None:
         """Make ``store`` the session's (e.g. the one a DensePose run created); its layers show it."""
         if store is self._store:
@@ -106,6 +119,7 @@ class RecordingSession:
     # ------------------------------------------------------------ layers
     def adopt(self, layer: Layer) -> None:
         """Count ``layer`` as one of this recording's; a result layer shows the store and has its edits recorded."""
+        layer = unproxied(layer)
         _SESSION_OF_LAYER[layer] = self
         self._layers.add(layer)
         if role_of(layer) in RESULT_ROLES:
@@ -119,12 +133,13 @@ class RecordingSession:
 
     def owns(self, layer: Layer) -> bool:
         """Whether ``layer`` shows this recording (adopted, or read from its folder)."""
+        layer = unproxied(layer)
         return _SESSION_OF_LAYER.get(layer) is self or (
             layer not in _SESSION_OF_LAYER and recording_folder_of(layer) == self.folder
         )
 
     def _bind_result_layer(self, layer: Labels, store: ResultsStore) -> None:
-        array = store.labels if role_of(layer) == BODY_PARTS else store.persons
+        array = store.labels if role_of(layer) == BODY_PARTS else self.stable_persons
         hooked = self._hooks.get(layer)
         if hooked is not None and hooked[0] is store and layer.data is array:
             return
@@ -139,6 +154,8 @@ class RecordingSession:
     def show_written(self, frames: Iterable[int]) -> None:
         """A DensePose run wrote ``frames``: redraw the result layers and tell listeners, marking nothing edited."""
         frames = [int(f) for f in frames]
+        if self._persons is not None:
+            self._persons.relink()  # the run links its frames anew: ids may have changed
         for layer, (_, hook) in list(self._hooks.items()):
             if isinstance(hook, EditHook):
                 with hook.quietly():
@@ -256,6 +273,7 @@ def session_of(layer: Layer | None) -> RecordingSession | None:
     """
     if layer is None:
         return None
+    layer = unproxied(layer)
     session = _SESSION_OF_LAYER.get(layer)
     if session is not None:
         return session
@@ -313,6 +331,11 @@ def _keep_body_parts_selected(viewer: napari.Viewer, persons: Layer) -> None:
     Brush strokes go to the selected layer: a hidden one would swallow them.
     napari selects a layer after announcing it, so the selection is corrected
     when it arrives (until the event loop turns: then it is the user's).
+    napari announces that selection twice, and tells its layer list that
+    persons is selected after the first announcement: correcting with
+    ``select_only`` there left persons highlighted in the list beside body
+    parts. Selecting both, then only body parts, makes the list hear that
+    persons is deselected, whatever it heard before.
     """
     session = _SESSION_OF_LAYER.get(persons)
     parts = find_layer(viewer, BODY_PARTS, session) if session is not None else None
@@ -321,8 +344,9 @@ def _keep_body_parts_selected(viewer: napari.Viewer, persons: Layer) -> None:
     selection = viewer.layers.selection
 
     def on_active(event: Any) -> None:  # napari announces the selection more than once: until the next loop turn
-        if event.value is persons and parts in viewer.layers:
-            selection.select_only(parts)  # setting "active" would keep persons selected too
+        if event.value is persons and parts in viewer.layers and persons in viewer.layers:
+            selection.update({persons, parts})
+            selection.active = parts  # also makes body parts the list's current (highlighted) row
 
     selection.events.active.connect(on_active)
     QTimer.singleShot(0, lambda: _disconnect_quietly(selection.events.active, on_active))

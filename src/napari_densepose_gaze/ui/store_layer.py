@@ -1,9 +1,10 @@
 """Keep a results store told about every change of a napari Labels layer that shows it.
 
-A Labels layer whose data is ``store.labels`` or ``store.persons`` (a
-``zarr.Array``) writes painted pixels straight into the store; what napari does
-not know is that those frames must now be protected from a re-run, and that the
-gaze hits read from them are stale. The labels change along three paths, and
+A Labels layer whose data is ``store.labels`` (a ``zarr.Array``) or
+``store.persons`` seen as stable ids (:class:`.StablePersons`) writes painted
+pixels straight into the store; what napari does not know is that those frames
+must now be protected from a re-run, and that the gaze hits read from them are
+stale. The labels change along three paths, and
 napari announces only the first:
 
 - brush strokes, fills, polygons, erasing and ``data_setitem`` emit ``paint``
@@ -16,7 +17,10 @@ napari announces only the first:
 
 :func:`connect_edits` hooks all three, marks the frames edited and calls
 ``on_edit(frames)``. For the body parts it also refuses labels that are no part
-(above 24): such an edit is undone with a message.
+(above 24): such an edit is undone with a message, and a part painted onto
+background takes the person around it. The persons layer shows stable person
+ids (:mod:`.stable_persons`); a stroke of a person not detected on the frame is
+undone the same way.
 """
 
 from __future__ import annotations
@@ -33,6 +37,8 @@ from napari.utils.notifications import show_warning
 from qtpy.QtCore import QTimer
 
 from ..store import ResultsStore
+from .layer_roles import unproxied
+from .stable_persons import StablePersons, give_strokes_a_person
 
 __all__ = ["EditHook", "connect_edits", "edited_frames_of", "new_values_of"]
 
@@ -89,13 +95,25 @@ class EditHook:
     # ------------------------------------------------------------ the three paths
     def _on_paint(self, event: Any) -> None:
         item = event.value
+        layer = self._layer()
+        reason = None
         if self._max_label is not None:
             values = new_values_of(item)
             if values.size and int(values.max()) > self._max_label:
-                # napari announces some edits before it writes them: undo on the next turn of the event loop;
-                # the undo tells the change, so listeners never read the refused labels
-                QTimer.singleShot(0, lambda: self._refuse(item, int(values.max())))
-                return
+                name = layer.name if layer is not None else "body parts"
+                reason = (f"Label {int(values.max())} is not a body part: only 1..{self._max_label} (0 erases) can "
+                          f'be painted on "{name}"; the edit was undone. Pick a part in the part legend.')
+        elif layer is not None and isinstance(layer.data, StablePersons):
+            reason = layer.data.refused(edited_frames_of(item), new_values_of(item).tolist())
+            if reason is not None:
+                reason += " The edit was undone."
+        if reason is not None:
+            # napari announces some edits before it writes them: undo on the next turn of the event loop;
+            # the undo tells the change, so listeners never read the refused labels
+            QTimer.singleShot(0, lambda: self._refuse(item, reason))
+            return
+        if self._max_label is not None:
+            give_strokes_a_person(self._store, item)
         self._edited(edited_frames_of(item))
 
     def _load_history(self, before: list, after: list, undoing: bool = True) -> None:
@@ -138,16 +156,24 @@ class EditHook:
         if self._on_edit is not None:
             self._on_edit(frames)
 
-    def _refuse(self, item: Any, value: int) -> None:
+    def _refuse(self, item: Any, reason: str) -> None:
         layer = self._layer()
         if layer is None:
             return
-        if layer._undo_history and layer._undo_history[-1] is item:
+        if isinstance(layer.data, StablePersons):
+            # a person not on the frame was never written (StablePersons has no index for them): only the
+            # history and the drawn slice hold the stroke, wherever it is in the history
+            history = layer._undo_history
+            at = next((k for k, done in enumerate(history) if done is item), None)
+            if at is not None:
+                del history[at]
+            with self.quietly():
+                self._original_refresh()
+        elif layer._undo_history and layer._undo_history[-1] is item:
             layer.undo()
             if layer._redo_history:
                 layer._redo_history.pop()  # redo must not bring it back
-        show_warning(f"Label {value} is not a body part: only 1..{self._max_label} (0 erases) can be painted on "
-                     f'"{layer.name}"; the edit was undone. Pick a part in the part legend.')
+        show_warning(reason)
 
     def _clear_non_parts(self, layer: Labels, frame: int) -> None:
         labels = np.asarray(layer.data[frame])
@@ -208,11 +234,16 @@ def connect_edits(
     ``on_edit(frames)`` is called after the frames are marked (napari may write
     the pixels just after, see :meth:`.session.RecordingSession.labels_changed`).
     ``max_label``: labels above it are refused (the body parts: :data:`MAX_PART`).
-    ``layer.data`` must be ``store.labels`` or ``store.persons``. A store open
-    read-only makes the layer non-editable instead, since painting would fail.
+    ``layer.data`` must be ``store.labels`` or a :class:`.StablePersons` of
+    ``store``. A store open read-only makes the layer non-editable instead,
+    since painting would fail.
     """
-    if layer.data is not store.labels and layer.data is not store.persons:
-        raise ValueError("layer.data must be store.labels or store.persons")
+    layer = unproxied(layer)  # the hook wraps the layer's own methods, not a proxy's
+    shows_persons = isinstance(layer.data, StablePersons) and layer.data.store is store
+    if layer.data is not store.labels and not shows_persons:
+        raise ValueError(f'layer.data of "{layer.name}" must be store.labels or StablePersons(store) of '
+                         f"{store.folder}, not {type(layer.data).__name__}"
+                         + (f" of {layer.data.store.folder}" if isinstance(layer.data, StablePersons) else ""))
     if store.mode != "r+":
         layer.editable = False
         return lambda: None

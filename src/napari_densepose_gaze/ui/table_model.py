@@ -1,4 +1,4 @@
-"""A read-only Qt table model over a pandas DataFrame: the hit tables of the Gaze hits widget."""
+"""A read-only Qt table model over a pandas DataFrame, and its view: the hit tables of the Gaze hits widget."""
 
 from __future__ import annotations
 
@@ -9,10 +9,11 @@ import numpy as np
 import pandas as pd
 from qtpy.QtCore import QAbstractTableModel, QModelIndex, QObject, Qt
 from qtpy.QtGui import QColor
+from qtpy.QtWidgets import QAbstractItemView, QTableView
 
 from ..parts import part_color
 
-__all__ = ["DataFrameModel", "cell_text"]
+__all__ = ["DataFrameModel", "cell_text", "sortable_row_view"]
 
 # name columns whose cells get a swatch of the part colour, with the id column holding the part
 _SWATCHES = {"part": "part id", "hit part": "hit part id"}
@@ -129,3 +130,17 @@ class DataFrameModel(QAbstractTableModel):
         self._sort = (self._frame.columns[column], order == Qt.SortOrder.AscendingOrder)
         self._set(self._frame)
         self.layoutChanged.emit()
+
+
+def sortable_row_view(model: DataFrameModel) -> QTableView:
+    """A read-only table view of ``model``: sorted by a header click (none at first), one row selected at a time."""
+    table = QTableView()
+    table.setModel(model)
+    table.setSortingEnabled(True)
+    table.horizontalHeader().setSortIndicatorShown(True)
+    table.horizontalHeader().setSortIndicator(-1, Qt.SortOrder.AscendingOrder)
+    table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+    table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+    table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+    table.verticalHeader().setDefaultSectionSize(22)
+    return table

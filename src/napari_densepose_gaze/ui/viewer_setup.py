@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from .head_regions import show_head_region_status
 from .session import watch_viewer
 from .study_keys import bind_study_keys
 from .time_display import show_recording_time
@@ -15,7 +16,8 @@ __all__ = ["prepare_viewer"]
 
 
 def prepare_viewer(viewer: napari.Viewer) -> None:
-    """Sessions for its layers, the recording time in its overlay, the study shortcuts (each once per viewer)."""
+    """Sessions for its layers, the recording time, study shortcuts, the head region under the cursor (each once)."""
     watch_viewer(viewer)
+    show_head_region_status(viewer)
     show_recording_time(viewer)
     bind_study_keys(viewer)
