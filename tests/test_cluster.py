@@ -282,7 +282,7 @@ def test_the_run_command_computes_gaze_guided_fixation_frames_on_a_local_cluster
                      "--workers", "2", "--chunk-size", "1"])
     assert code == EXIT_OK, capsys.readouterr().err
     assert_same_stores(export, fixations_reference, frames=None)
-    assert all(ResultsStore.open(ResultsStore.default_folder(folder)).gazed_frames()
+    assert any(ResultsStore.open(ResultsStore.default_folder(folder)).gazed_frames()
                for folder in find_recordings(export)), "no frame made near the gaze: the test no longer tests that"
 
 
