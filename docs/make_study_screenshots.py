@@ -20,7 +20,8 @@ from pathlib import Path
 
 IMAGES = Path(__file__).resolve().parent / "images"
 NAMES = ("study_run_progress", "study_correction", "study_legend", "study_two_recordings")
-FIXTURES = Path(__file__).resolve().parents[1] / "shared" / "fixtures" / "densepose_parity"
+# shared/ lies beside the checkout (the developers' guide)
+FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "densepose_parity"
 CONFIG = "R_50_FPN_s1x"
 PLUGIN = "napari-densepose-gaze"
 
@@ -60,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
 
     work = Path(tempfile.mkdtemp(prefix="study_screens_"))
     checkpoint = work / "model_final.pkl"
-    fixtures = FIXTURES if FIXTURES.is_dir() else Path("/work/shared/fixtures/densepose_parity")
+    fixtures = FIXTURES
     subprocess.run([sys.executable, str(fixtures / "make_checkpoint.py"), str(fixtures / f"manifest_{CONFIG}.json"),
                     str(checkpoint)], check=True)
     first = write_recording(work / "a", seconds=3.0, size=(640, 480), seed=0)

@@ -165,12 +165,15 @@ def iter_densepose(
     queue_batches: int = 2,
     n_writers: int | None = None,
     guide: GazeGuide | None = None,
+    link: bool = True,
 ) -> Generator[Progress, bool | None, RunSummary]:
     """:func:`run_densepose` as a generator: yields a :class:`Progress` after every batch.
 
     Sending True (or closing the generator) cancels the run: decoding stops,
     the frames already computed are stored, and the generator returns its
     :class:`RunSummary`. Meant for napari's generator thread workers.
+    ``link=False`` leaves linking the people to the caller (a cluster links once
+    per recording, after its chunks, not after each).
     """
     started = time.perf_counter()
     selected = list(dict.fromkeys(int(i) for i in frames))
@@ -294,12 +297,12 @@ def iter_densepose(
         for writer in writers:
             writer.join()
         store.release(todo)  # frames not written (cancelled, failed) are free for the next run at once
-        if closed and written:  # a closed generator returns nothing, but its frames still get their ids
+        if closed and written and link:  # a closed generator returns nothing, but its frames still get their ids
             link_store(store)
     for stage in (decoder, *writers):
         if stage.error is not None:
             raise stage.error
-    if written:
+    if written and link:
         # Linked over every processed frame, not just this run's: a resumed run
         # can join tracks across the frames it added.
         link_store(store)

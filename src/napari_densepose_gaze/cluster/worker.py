@@ -211,7 +211,8 @@ def _densepose(job: Job, store: ResultsStore, frames: list[int]) -> pipeline.Run
     """The pipeline's one loop over ``frames``, stopping between batches when the run is asked to stop."""
     loaded = _WORKER.model(job)
     run = pipeline.iter_densepose(_WORKER.recording(job), loaded.predictor, store, frames,
-                                  overwrite_edited=job.options.overwrite_edited, guide=_WORKER.guide(job))
+                                  overwrite_edited=job.options.overwrite_edited, guide=_WORKER.guide(job),
+                                  link=False)  # finish() links the whole recording once
     stop = False
     while True:
         try:
