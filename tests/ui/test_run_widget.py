@@ -19,7 +19,7 @@ from napari_densepose_gaze.frame_selection import FrameSelection, select_frames
 from napari_densepose_gaze.parts import part_color
 from napari_densepose_gaze.recording import Recording
 from napari_densepose_gaze.store import ResultsStore
-from napari_densepose_gaze.ui import run_widget
+from napari_densepose_gaze.ui import run_model
 from napari_densepose_gaze.ui.layer_roles import BODY_PARTS, PERSONS, SCENE_VIDEO, role_of
 from napari_densepose_gaze.ui.run_widget import RunDensePoseWidget
 from napari_densepose_gaze.ui.session import session_of
@@ -72,7 +72,7 @@ def widget(make_napari_viewer, recording_folder, parity_checkpoint):
 @pytest.fixture
 def no_kept_model(monkeypatch):
     """No model kept from earlier tests; the one kept now is back after the test."""
-    monkeypatch.setattr(run_widget, "_KEPT", run_widget._KeptModel())
+    monkeypatch.setattr(run_model, "KEPT", run_model.KeptModel())
 
 
 @pytest.fixture

@@ -11,7 +11,6 @@ run with the same settings, also of another Run widget of this napari.
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -36,92 +35,25 @@ from ..engine.zoo import ZOO
 from ..errors import DensePoseGazeError
 from ..frame_selection import FrameSelection
 from ..gaze_guided import default_densepose_mode
-from ..pipeline import (
-    LoadedModel,
-    ModelLoader,
-    ModelSettings,
-    Progress,
-    RunOptions,
-    RunSummary,
-    iter_densepose,
-    prepare_run,
-)
+from ..pipeline import ModelSettings, Progress, RunOptions, RunSummary
 from ..recording import Recording
 from ..store import ResultsStore
 from .layer_roles import SCENE_VIDEO, recording_folder_of, role_of
 from .result_layers import show_results
+from .run_model import Cancelled, RunModel
+from .run_worker import densepose_worker
 from .session import RecordingSession, session_of
 from .status_text import breakable, make_wrapping
 from .viewer_setup import prepare_viewer
 from .worker_runner import WorkerRunner
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
-
     import napari
-
-
-class _Cancelled(Exception):
-    """Raised from a progress callback to stop a download or a model load the user cancelled."""
 
 
 _SELECTION_MODES = [("all frames", "all"), ("frames with valid gaze", "gaze"), ("one frame per fixation", "fixations")]
 _DENSEPOSE_MODES = [("near the gaze", "gazed"), ("everyone", "all")]
 _LOADING = "Loading the model (and checking its checkpoint) ..."
-
-
-class _KeptModel:
-    """The one model this napari keeps loaded for its Run widgets, with the device it was loaded on.
-
-    One, as a cluster worker keeps one: a model takes hundreds of MB, and a run
-    with other settings replaces it.
-    """
-
-    def __init__(self) -> None:
-        # one tuple, replaced whole: a run's thread and the GUI thread never see half of it
-        self._kept: tuple[ModelSettings, str, LoadedModel] | None = None
-
-    def get(self, model: ModelSettings, device: str) -> LoadedModel | None:
-        kept = self._kept
-        return kept[2] if kept is not None and kept[:2] == (model, device) else None
-
-    def keep(self, loaded: LoadedModel, device: str) -> None:
-        self._kept = (loaded.settings, device, loaded)
-
-
-_KEPT = _KeptModel()
-
-
-class _RunModel:
-    """A run's model source (:class:`~.pipeline.ModelSource`): the kept model, or one loaded at the first use.
-
-    A load the user cancelled (during the download, or while it loaded) ends
-    in :class:`_Cancelled`, before the run writes anything.
-    """
-
-    def __init__(self, model: ModelSettings, options: RunOptions, *, download: Callable[[int, int], None],
-                 cancelled: Callable[[], bool], on_load: Callable[[], None]) -> None:
-        self.settings = model
-        self._device = options.device
-        self._cancelled = cancelled
-        self._loader = ModelLoader(model, options, download_progress=download, on_load=on_load,
-                                   loaded=_KEPT.get(model, options.device))
-
-    @property
-    def loaded(self) -> LoadedModel | None:
-        return self._loader.loaded
-
-    def get(self) -> LoadedModel:
-        try:
-            loaded = self._loader.get()
-        except Exception as exc:
-            if self._cancelled():  # the download stopped, or the user gave up waiting
-                raise _Cancelled from exc
-            raise
-        _KEPT.keep(loaded, self._device)
-        if self._cancelled():  # pressed while the model loaded: nothing is written
-            raise _Cancelled
-        return loaded
 
 
 class _StatusRelay(QObject):
@@ -342,7 +274,7 @@ class RunDensePoseWidget(Container):
 
         def report(done: int, total: int) -> None:
             if self._cancel_requested:
-                raise _Cancelled
+                raise Cancelled
             progress(done, total)
 
         return report
@@ -393,47 +325,16 @@ class RunDensePoseWidget(Container):
         except DensePoseGazeError as exc:
             show_error(str(exc))
             return
-        worker = self._run_worker(session.recording, model, options, store)
+        source = RunModel(model, options, download=self._cancellable(self.tasks.relay),
+                          cancelled=lambda: self._cancel_requested,
+                          on_load=lambda: self._run_status.text.emit(_LOADING))
+        worker = densepose_worker(session.recording, source, options, store,
+                                  cancel_requested=lambda: self._cancel_requested)
         worker.yielded.connect(lambda message: self._on_yield(session, message))
         worker.returned.connect(self._on_done)
+        starting = "Starting with the loaded model ..." if source.loaded is not None else "Preparing the run ..."
         # a missing model downloads first: its bar opens at the first progress call
-        reuse = _KEPT.get(model, options.device) is not None
-        self.tasks.start(worker, "Starting with the loaded model ..." if reuse else "Preparing the run ...",
-                         progress=f"Downloading {model.model}")
-
-    def _run_worker(self, recording: Recording, model: ModelSettings, options: RunOptions,
-                    store: ResultsStore | None):
-        download = self._cancellable(self.tasks.relay)
-        started = time.monotonic()
-
-        def cancelled() -> RunSummary:
-            return RunSummary(selected=0, skipped_done=0, skipped_edited=0, processed=0, cancelled=True,
-                              seconds=time.monotonic() - started)
-
-        source = _RunModel(model, options, download=download, cancelled=lambda: self._cancel_requested,
-                           on_load=lambda: self._run_status.text.emit(_LOADING))
-
-        @thread_worker(ignore_errors=True)  # errors go to the runner, not to the event loop
-        def work():
-            try:
-                # a new store loads the model now (its metadata names it); an existing one when a frame needs it
-                prepared = prepare_run(recording, model, options, loaded=source, store=store)
-            except _Cancelled:
-                return cancelled()
-            yield ("store", prepared.store, len(prepared.frames))
-            run = iter_densepose(recording, prepared.load_predictor, prepared.store, prepared.frames,
-                                 overwrite_edited=options.overwrite_edited, guide=prepared.guide)
-            try:
-                state = next(run)
-                while True:
-                    yield ("progress", state)
-                    state = run.send(self._cancel_requested)
-            except StopIteration as done:
-                return done.value
-            except _Cancelled:
-                return cancelled()
-
-        return work()
+        self.tasks.start(worker, starting, progress=f"Downloading {model.model}")
 
     def _show_download(self, done: int, total: int) -> None:
         """Weights download: bytes so far of ``total`` (0 when the server does not say)."""
