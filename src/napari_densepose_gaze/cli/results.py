@@ -14,8 +14,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import DensePoseGazeError
-from ..glasses import INVISIBLE, NEON
-from .arguments import VIDEO_SUFFIXES, add_min_confidence, folder_path, non_negative_float, video_or_folder_path
+from .arguments import (
+    VIDEO_SUFFIXES,
+    add_hit_radius,
+    add_min_confidence,
+    folder_path,
+    hit_settings,
+    video_or_folder_path,
+)
 from .batch import Finished, Recordings, Stopped, StopRequest, for_each_recording, recordings_at
 from .printing import progress_bar
 
@@ -66,23 +72,7 @@ def add_path_options(parser: argparse.ArgumentParser) -> None:
 def _add_results_options(parser: argparse.ArgumentParser) -> None:
     """Options shared by the commands that read results: where the stores are, the hit radius."""
     add_path_options(parser)
-    hit = parser.add_argument_group("hit definition (docs/hits.md)")
-    hit.add_argument("--radius", type=non_negative_float, metavar="R",
-                     help="tolerance around the gaze point (default: the device's gaze accuracy, "
-                     f"{NEON.default_radius_deg:g} deg for Neon, {INVISIBLE.default_radius_deg:g} deg for Invisible); "
-                     "0 counts exact hits only")
-    hit.add_argument("--unit", choices=("px", "deg"),
-                     help="unit of --radius: scene video pixels or degrees of visual angle (default px)")
-
-
-def _hit_settings(args: argparse.Namespace, parser: argparse.ArgumentParser) -> HitSettings | None:
-    from ..hits import HitSettings
-
-    if args.radius is None:
-        if args.unit is not None:
-            parser.error("--unit needs --radius")
-        return None  # each recording's default (hits.default_radius)
-    return HitSettings(args.radius, args.unit or "px")
+    add_hit_radius(parser.add_argument_group("hit definition (docs/hits.md)"))
 
 
 def _for_each_result(
@@ -184,7 +174,7 @@ def add_hits(commands: argparse._SubParsersAction) -> None:
 def _hits(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from ..hit_export import export_recording_hits
 
-    settings = _hit_settings(args, parser)
+    settings = hit_settings(args, parser)
 
     def work(results: _Results, stop: StopRequest) -> dict[str, str]:
         tables = _compute_tables(results, settings, stop)
@@ -218,7 +208,7 @@ def add_render(commands: argparse._SubParsersAction) -> None:
 def _render(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from ..render import render_overlay
 
-    settings = _hit_settings(args, parser)
+    settings = hit_settings(args, parser)
     output = args.output
     to_file = output is not None and output.suffix.lower() in VIDEO_SUFFIXES
     if not 0.0 <= args.opacity <= 1.0:
@@ -269,7 +259,7 @@ def add_report(commands: argparse._SubParsersAction) -> None:
 def _report(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from ..figures import write_report
 
-    settings = _hit_settings(args, parser)
+    settings = hit_settings(args, parser)
 
     def work(results: _Results, stop: StopRequest) -> dict[str, str]:
         tables = _compute_tables(results, settings, stop)
