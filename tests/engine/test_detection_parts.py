@@ -85,6 +85,33 @@ def test_single_level_pooler_is_plain_roi_align_over_all_images():
     torch.testing.assert_close(pooled, expected, rtol=0, atol=0)
 
 
+@pytest.mark.parametrize("threads", [1, 2, 3])
+@pytest.mark.parametrize("count", [0, 5, 1000])
+def test_pooling_many_boxes_on_several_threads_gives_the_values_of_one_call_per_level(threads, count):
+    generator = torch.Generator().manual_seed(7)
+    features = [torch.randn(2, 4, 96 // 2**i, 128 // 2**i, generator=generator) for i in range(4)]
+    corners = torch.rand(count, 2, generator=generator) * 400
+    sides = torch.rand(count, 2, generator=generator) ** 2 * 600 + 2  # every level gets boxes
+    boxes = torch.cat([corners, corners + sides], dim=1)
+    per_image = [boxes[: count // 3], boxes[count // 3 :]]
+    pooler = RoIPooler(7, (4, 8, 16, 32), sampling_ratio=2, aligned=False)
+    rois = torch.cat([torch.repeat_interleave(torch.arange(2.0), torch.tensor([len(b) for b in per_image]))[:, None],
+                      boxes], dim=1)
+    levels = assign_boxes_to_levels(boxes, 2, 5)
+    expected = torch.empty((count, 4, 7, 7))
+    for level, feature in enumerate(features):
+        chosen = levels == level
+        expected[chosen] = roi_align(feature, rois[chosen], (7, 7), 1 / 4 / 2**level, 2, aligned=False)
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(threads)
+        with torch.inference_mode():
+            pooled = pooler(features, per_image)
+    finally:
+        torch.set_num_threads(before)
+    torch.testing.assert_close(pooled, expected, rtol=0, atol=0)
+
+
 def test_anchors_are_centred_on_pixel_corners_in_y_x_anchor_order():
     (anchors,) = AnchorGenerator(sizes=(32,), strides=(4,))([(2, 3)], torch.device("cpu"))
     assert anchors.shape == (2 * 3 * 3, 4)

@@ -8,13 +8,8 @@ from torch import nn
 
 from napari_densepose_gaze.engine.backbone import ConvFrozenBN, build_resnet_fpn
 from napari_densepose_gaze.engine.densepose_head import DeepLabHead
-from napari_densepose_gaze.engine.inference import (
-    fold_frozen_batch_norms,
-    prepare_for_inference,
-    use_batched_winograd,
-    use_winograd_convolutions,
-    winograd_available,
-)
+from napari_densepose_gaze.engine.inference import fold_frozen_batch_norms, prepare_for_inference
+from napari_densepose_gaze.engine.winograd import use_winograd_convolutions, winograd_available
 
 
 def _randomise(module: nn.Module, seed: int = 0) -> nn.Module:
@@ -57,16 +52,46 @@ def test_winograd_convolutions_match_the_direct_ones_for_images_and_batches():
     torch.testing.assert_close(alone, expected[1:2], rtol=0, atol=1e-4 * scale)
 
 
-@pytest.mark.skipif(not winograd_available(), reason="this PyTorch build has no NNPACK")
-def test_winograd_convolution_keeps_channels_last_inputs_channels_last():
-    conv = _randomise(nn.Conv2d(8, 16, 3, padding=1))
-    x = torch.randn(2, 8, 20, 24).contiguous(memory_format=torch.channels_last)
+# One case per path a 3x3 convolution can take on the CPU (engine/winograd.py chooses by shape and format):
+# a small map (matrix products), a wide channels-last map or any NCHW map (NNPACK), a narrow
+# channels-last map (oneDNN's direct convolution).
+_PATH_CASES = {
+    "small map": (8, (20, 24), True),
+    "small NCHW map": (8, (20, 24), False),
+    "wide channels-last map": (256, (70, 60), True),
+    "NCHW map": (8, (70, 60), False),
+    "narrow channels-last map": (8, (70, 60), True),
+}
+
+
+@pytest.mark.parametrize("case", sorted(_PATH_CASES))
+@pytest.mark.parametrize("nchw_out", [False, True])
+def test_winograd_convolutions_keep_their_input_format_or_give_nchw_when_asked(case, nchw_out):
+    channels, size, channels_last = _PATH_CASES[case]
+    conv = _randomise(nn.Conv2d(channels, 16, 3, padding=1))
+    x = torch.randn(2, channels, *size, generator=torch.Generator().manual_seed(5))
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
     with torch.inference_mode():
-        expected = conv(x)
-        use_winograd_convolutions(conv)
+        expected = torch.nn.functional.conv2d(x.contiguous(), conv.weight, conv.bias, padding=1)
+        use_winograd_convolutions(conv, nchw_out=nchw_out)
         got = conv(x)
-    assert got.is_contiguous(memory_format=torch.channels_last)
+    wanted = torch.contiguous_format if nchw_out or not channels_last else torch.channels_last
+    assert got.is_contiguous(memory_format=wanted)
     torch.testing.assert_close(got, expected, rtol=0, atol=1e-4 * float(expected.std()))
+
+
+def test_a_backbone_prepared_for_the_cpu_gives_the_same_nchw_pyramid():
+    backbone = _randomise(build_resnet_fpn(50))
+    # 288 x 320: the stride-4 level is large enough for NNPACK, the coarser ones take the products.
+    images = torch.randn(1, 3, 288, 320, generator=torch.Generator().manual_seed(6))
+    with torch.inference_mode():
+        expected = backbone(images)
+        prepare_for_inference(backbone, torch.device("cpu"))
+        got = backbone(images)
+    for level, value in expected.items():
+        assert got[level].is_contiguous(), level  # the RPN and the RoI poolers read NCHW
+        torch.testing.assert_close(got[level], value, rtol=0, atol=1e-4 * float(value.std()), msg=level)
 
 
 @pytest.mark.parametrize("size", [(28, 28), (13, 17), (1, 6)])
@@ -76,7 +101,7 @@ def test_winograd_matrix_products_match_the_direct_convolution_also_where_tiles_
     x = torch.randn(3, 24, *size, generator=torch.Generator().manual_seed(3))
     with torch.inference_mode():
         expected = conv(x)
-        assert use_batched_winograd(conv) == 1
+        assert use_winograd_convolutions(conv, batched=True) == 1
         got = conv(x)
         alone = conv(x[2:])  # one map takes the per-image path
     assert got.shape == expected.shape and got.is_contiguous()
@@ -86,7 +111,7 @@ def test_winograd_matrix_products_match_the_direct_convolution_also_where_tiles_
 
 def test_winograd_weights_follow_a_weight_changed_in_place():
     conv = _randomise(nn.Conv2d(8, 8, 3, padding=1))
-    use_batched_winograd(conv)
+    use_winograd_convolutions(conv, batched=True)
     x = torch.randn(2, 8, 8, 8, generator=torch.Generator().manual_seed(4))
     with torch.inference_mode():
         conv(x)  # transforms the weights once

@@ -6,12 +6,18 @@ alike (Base-DensePose-RCNN-FPN.yaml); ``ROIAlignV2`` is ``aligned=True``.
 
 A box goes to the FPN level that matches its size, as in the FPN paper:
 ``floor(4 + log2(sqrt(area) / 224 + 1e-8))`` clamped to the levels given.
+
+On the CPU, torchvision's RoIAlign runs on one thread; the box head's ~1000 proposals
+are split into one share per PyTorch thread and pooled side by side (each box is
+pooled alone, so the values are bit for bit those of one call).
 """
 
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 import torch
 from torch import nn
@@ -21,6 +27,21 @@ __all__ = ["RoIPooler", "assign_boxes_to_levels", "boxes_to_rois"]
 
 CANONICAL_BOX_SIZE = 224
 CANONICAL_LEVEL = 4
+#: Fewer boxes than this are pooled in one call: a thread's start costs more than it saves.
+MIN_BOXES_PER_THREAD = 64
+
+_executor: tuple[int, ThreadPoolExecutor] | None = None  # (threads, pool)
+_executor_lock = threading.Lock()
+
+
+def _pool_threads(threads: int) -> ThreadPoolExecutor:
+    global _executor
+    with _executor_lock:
+        if _executor is None or _executor[0] != threads:
+            if _executor is not None:
+                _executor[1].shutdown(wait=False)
+            _executor = (threads, ThreadPoolExecutor(threads, thread_name_prefix="roi-align"))
+        return _executor[1]
 
 
 def assign_boxes_to_levels(
@@ -82,12 +103,29 @@ class RoIPooler(nn.Module):
             raise ValueError(f"expected {len(self.scales)} feature maps, got {len(features)}")
         rois = boxes_to_rois(boxes).float()
         if len(self.scales) == 1:
-            return self._pool(features[0], rois, 0)
-        levels = assign_boxes_to_levels(rois[:, 1:], self.min_level, self.max_level)
-        channels = features[0].shape[1]
-        output = features[0].new_zeros((rois.shape[0], channels, *self.output_size))
-        for level, feature in enumerate(features):
-            index = torch.nonzero(levels == level, as_tuple=True)[0]
-            if index.numel():
-                output.index_put_((index,), self._pool(feature, rois[index], level))
+            levels = torch.zeros(len(rois), dtype=torch.int64, device=rois.device)
+        else:
+            levels = assign_boxes_to_levels(rois[:, 1:], self.min_level, self.max_level)
+        jobs = [(level, torch.nonzero(levels == level, as_tuple=True)[0]) for level in range(len(features))]
+        jobs = [(level, index) for level, index in jobs if index.numel()]
+        if len(jobs) == 1 and jobs[0][1].numel() == len(rois):
+            return self._pool_shared(features[jobs[0][0]], rois, jobs[0][0])
+        # Every box belongs to exactly one level, so every row is written.
+        output = features[0].new_empty((rois.shape[0], features[0].shape[1], *self.output_size))
+        for level, index in jobs:
+            output.index_put_((index,), self._pool_shared(features[level], rois[index], level))
         return output
+
+    def _pool_shared(self, feature: torch.Tensor, rois: torch.Tensor, level: int) -> torch.Tensor:
+        """:meth:`_pool`, on the CPU split over PyTorch's threads where there are enough boxes."""
+        threads = torch.get_num_threads()
+        if feature.device.type != "cpu" or threads < 2 or len(rois) < 2 * MIN_BOXES_PER_THREAD:
+            return self._pool(feature, rois, level)
+        shares = min(threads, len(rois) // MIN_BOXES_PER_THREAD)
+        inference = torch.is_inference_mode_enabled()  # thread-local: the workers take the caller's
+
+        def pool(part: torch.Tensor) -> torch.Tensor:
+            with torch.inference_mode(inference):
+                return self._pool(feature, part, level)
+
+        return torch.cat(list(_pool_threads(threads).map(pool, rois.tensor_split(shares))))
