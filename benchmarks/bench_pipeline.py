@@ -2,6 +2,7 @@
 
     python benchmarks/bench_pipeline.py [--device cpu] [--frames 12] [--seconds 2] [--batch-size N]
                                         [--input-size 800] [--detections 3] [--workdir DIR]
+                                        [--selection first|fixations] [--densepose gazed|all]
 
 A synthetic Neon-sized recording (1600x1200, 30 fps, H.264) is written once into
 the work folder; the engine loads the synthetic checkpoint of the shared parity
@@ -11,11 +12,16 @@ the DensePose head's cost grows with them. Each configuration runs into a fresh
 store; the table gives end-to-end frames/s, seconds per frame, the store's size on
 disk per frame and the peak resident memory, then what a 10-minute recording costs
 at that rate for every frame and for one key frame per fixation.
+
+``--selection fixations`` times what a researcher runs: one key frame per fixation
+(decoded by seeking through the video), gaze-guided by default as a run of that
+selection is (``--densepose all`` computes every detection's body parts).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import resource
 import shutil
 import subprocess
@@ -32,6 +38,7 @@ from bench_engine import find_fixtures, thresholds_for
 from napari_densepose_gaze.engine.defaults import DEFAULT_MODEL, MIN_SIZE_TEST, default_max_input_size
 from napari_densepose_gaze.engine.predictor import Predictor
 from napari_densepose_gaze.frame_selection import FrameSelection, select_frames
+from napari_densepose_gaze.gaze_guided import DENSEPOSE_MODES
 from napari_densepose_gaze.pipeline import (
     ModelSettings,
     RunOptions,
@@ -114,7 +121,7 @@ def without_engine(recording: Recording, prepared, workdir: Path) -> dict:
     print("resident memory while storing (no engine): "
           + ", ".join(f"{mb:.0f} MB after {done} frames" for done, mb in marks))
     return {
-        "device": "no engine", "precision": "-", "batch": 16, "frames": summary.processed,
+        "frames of": "all, replayed", "device": "no engine", "precision": "-", "batch": 16, "frames": summary.processed,
         "det/frame": float(len(result)), "frames/s": summary.processed / seconds,
         "s/frame": seconds / summary.processed, "store kB/frame": folder_bytes(out) / 1024 / summary.processed,
     }
@@ -133,6 +140,10 @@ def main() -> None:
     parser.add_argument("--without-engine", action="store_true",
                         help="also time decode + store alone over the whole video (one real result replayed)")
     parser.add_argument("--workdir", type=Path, default=Path("build/bench_pipeline"))
+    parser.add_argument("--selection", choices=("first", "fixations"), default="first",
+                        help="the first --frames frames, or the key frames of the first --frames fixations")
+    parser.add_argument("--densepose", choices=DENSEPOSE_MODES, default=None,
+                        help="gaze-guided or every detection (default: as a run of the selection)")
     args = parser.parse_args()
     args.workdir.mkdir(parents=True, exist_ok=True)
 
@@ -147,14 +158,21 @@ def main() -> None:
                               input_size=args.input_size, precision=args.precision)
         out = args.workdir / "store"
         shutil.rmtree(out, ignore_errors=True)
-        options = RunOptions(device=args.device, batch_size=batch_size, output=out,
-                             selection=FrameSelection(stop=min(args.frames, recording.n_frames)))
+        if args.selection == "fixations":
+            selection = FrameSelection(mode="fixations")
+        else:
+            selection = FrameSelection(stop=min(args.frames, recording.n_frames))
+        options = RunOptions(device=args.device, batch_size=batch_size, output=out, selection=selection,
+                             densepose=args.densepose)
         prepared = prepare_run(recording, model, options, download_progress=False)
+        predictor = prepared.predictor  # loaded before the clock starts
+        frames = prepared.frames[: args.frames]
         started = time.perf_counter()
-        summary = run_densepose(recording, prepared.predictor, prepared.store, prepared.frames)
+        summary = run_densepose(recording, predictor, prepared.store, frames, guide=prepared.guide)
         seconds = time.perf_counter() - started
         detections = prepared.store.detections()
         rows.append({
+            "frames of": f"{args.selection}, {options.densepose_mode}",
             "device": str(prepared.predictor.device),
             "precision": str(prepared.predictor.dtype).removeprefix("torch."),
             "batch": prepared.predictor.batch_size,
@@ -169,12 +187,14 @@ def main() -> None:
 
     if args.without_engine:
         rows.append(without_engine(recording, prepared, args.workdir))
-    header = ["device", "precision", "batch", "frames", "det/frame", "frames/s", "s/frame", "store kB/frame"]
+    header = ["frames of", "device", "precision", "batch", "frames", "det/frame", "frames/s", "s/frame",
+              "store kB/frame"]
     print(f"\nPipeline, {args.config}, Neon 1600x1200, input size {args.input_size}, {recording.n_frames}-frame video")
     print(" | ".join(f"{h:>14}" for h in header))
     for row in rows:
         print(" | ".join(f"{row[h]:>14.2f}" if isinstance(row[h], float) else f"{row[h]:>14}" for h in header))
-    print(f"peak resident memory: {peak_mb:.0f} MB")
+    print(f"peak resident memory: {peak_mb:.0f} MB; load average {', '.join(f'{v:.2f}' for v in os.getloadavg())} "
+          f"on {os.cpu_count()} CPUs")
     best = max((r for r in rows if r["device"] != "no engine"), key=lambda r: r["frames/s"])
     key_frames = int(FIXATIONS_PER_S * 600)
     print(f"\n10-minute recording at {best['s/frame']:.2f} s/frame ({best['device']}):")
