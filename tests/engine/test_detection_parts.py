@@ -112,6 +112,13 @@ def test_pooling_many_boxes_on_several_threads_gives_the_values_of_one_call_per_
     torch.testing.assert_close(pooled, expected, rtol=0, atol=0)
 
 
+def test_a_box_of_no_level_pools_zeros():
+    features = [torch.ones((1, 2, 64 // 2**i, 64 // 2**i)) for i in range(4)]
+    boxes = torch.tensor([[0.0, 0.0, 20.0, 20.0], [float("nan"), 0.0, 30.0, 30.0]])
+    pooled = RoIPooler(7, (4, 8, 16, 32), sampling_ratio=2, aligned=False)(features, [boxes])
+    assert pooled[0].min() > 0 and pooled[1].abs().max() == 0
+
+
 def test_anchors_are_centred_on_pixel_corners_in_y_x_anchor_order():
     (anchors,) = AnchorGenerator(sizes=(32,), strides=(4,))([(2, 3)], torch.device("cpu"))
     assert anchors.shape == (2 * 3 * 3, 4)

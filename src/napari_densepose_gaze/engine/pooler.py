@@ -110,8 +110,9 @@ class RoIPooler(nn.Module):
         jobs = [(level, index) for level, index in jobs if index.numel()]
         if len(jobs) == 1 and jobs[0][1].numel() == len(rois):
             return self._pool_shared(features[jobs[0][0]], rois, jobs[0][0])
-        # Every box belongs to exactly one level, so every row is written.
         output = features[0].new_empty((rois.shape[0], features[0].shape[1], *self.output_size))
+        if sum(index.numel() for _, index in jobs) != len(rois):
+            output.zero_()  # a box of no level (a non-finite one) pools zeros, as it always did
         for level, index in jobs:
             output.index_put_((index,), self._pool_shared(features[level], rois[index], level))
         return output
