@@ -56,6 +56,20 @@ def synthetic_weights(fixtures: Path, config: str) -> dict[str, np.ndarray]:
         return read_checkpoint(path)
 
 
+def neon_frame(fixtures: Path) -> np.ndarray:
+    """The fixtures' Neon scene frame (1600x1200), RGB uint8."""
+    return np.asarray(Image.open(fixtures / "neon_1600x1200.png").convert("RGB"))
+
+
+def neon_case(config: str):
+    """(config, Neon frame, synthetic weights, score thresholds for ~TARGET_DETECTIONS people) of one zoo config."""
+    fixtures = find_fixtures()
+    cfg = get_config(config)
+    frame = neon_frame(fixtures)
+    weights = synthetic_weights(fixtures, config)
+    return cfg, frame, weights, thresholds_for(detection_scores(cfg, weights, frame))
+
+
 def thresholds_for(scores: np.ndarray, targets=TARGET_DETECTIONS) -> list[float]:
     """Score thresholds halfway between the k-th and (k+1)-th best score, per target k."""
     ranked = np.sort(scores)[::-1]
@@ -107,12 +121,7 @@ def main() -> None:
     parser.add_argument("--skip-cpu", action="store_true")
     args = parser.parse_args()
 
-    fixtures = find_fixtures()
-    cfg = get_config(args.config)
-    frame = np.asarray(Image.open(fixtures / "neon_1600x1200.png").convert("RGB"))
-    weights = synthetic_weights(fixtures, args.config)
-
-    thresholds = thresholds_for(detection_scores(cfg, weights, frame))
+    cfg, frame, weights, thresholds = neon_case(args.config)
     print(f"{cfg.name}, frame 1600x1200, thresholds {', '.join(f'{t:.5f}' for t in thresholds)} "
           f"for ~{', '.join(map(str, TARGET_DETECTIONS))} detections; torch {torch.__version__}, "
           f"{torch.get_num_threads()} CPU threads")

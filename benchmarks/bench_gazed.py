@@ -24,12 +24,10 @@ import time
 
 import numpy as np
 import torch
-from bench_engine import TARGET_DETECTIONS, detection_scores, find_fixtures, synthetic_weights, thresholds_for
-from PIL import Image
+from bench_engine import TARGET_DETECTIONS, neon_case
 
 from napari_densepose_gaze.engine.predictor import Predictor
 from napari_densepose_gaze.engine.preprocess import preprocess
-from napari_densepose_gaze.engine.zoo import get_config
 from napari_densepose_gaze.gaze_guided import detections_needed
 
 
@@ -66,11 +64,7 @@ def main() -> None:
     parser.add_argument("--radius-px", type=float, default=40.0)
     args = parser.parse_args()
 
-    fixtures = find_fixtures()
-    cfg = get_config(args.config)
-    frame = np.asarray(Image.open(fixtures / "neon_1600x1200.png").convert("RGB"))
-    weights = synthetic_weights(fixtures, args.config)
-    thresholds = thresholds_for(detection_scores(cfg, weights, frame))
+    cfg, frame, weights, thresholds = neon_case(args.config)
     print(f"{cfg.name}, frame 1600x1200, CPU float32 batch 1, {torch.get_num_threads()} threads, "
           f"torch {torch.__version__}, load average before {os.getloadavg()[0]:.2f}", flush=True)
     rows = []

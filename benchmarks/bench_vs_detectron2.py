@@ -36,10 +36,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_engine import TARGET_DETECTIONS, detection_scores, find_fixtures, thresholds_for
+from bench_engine import TARGET_DETECTIONS, detection_scores, find_fixtures, neon_frame, thresholds_for
 
 from napari_densepose_gaze.engine.checkpoint import read_checkpoint
 from napari_densepose_gaze.engine.detectron2_engine import Detectron2Predictor, detectron2_available
@@ -141,7 +140,7 @@ def main() -> None:
         return
     torch.set_num_threads(args.threads)
     fixtures = find_fixtures()
-    frame = np.asarray(Image.open(fixtures / "neon_1600x1200.png").convert("RGB"))
+    frame = neon_frame(fixtures)
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="bench-vs-d2-"))
     workdir.mkdir(parents=True, exist_ok=True)
     print(machine())
