@@ -114,10 +114,6 @@ class GazeGuide:
         """(M, 3) gaze x, gaze y, radius [px] of the valid samples of ``frame``."""
         return self.points.get(int(frame), np.empty((0, 3)))
 
-    def within_reach(self, frame: int, boxes: np.ndarray) -> np.ndarray:
-        """Which detections (boxes in frame pixels) of ``frame`` a gaze hit can reach; none without valid gaze."""
-        return boxes_within_reach(boxes, self.gaze_points(frame))
-
     def box_filter(self, frame: int) -> BoxFilter:
         """:func:`detections_needed` on one frame, as the engine takes it."""
         return lambda boxes, scores: detections_needed(boxes, scores, self.gaze_points(frame))
