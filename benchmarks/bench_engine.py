@@ -12,7 +12,8 @@ gives about 1, 3 and 10 detections; the mean number per frame is printed beside
 each figure. CPU: float32, batch 1, a few frames. CUDA (when present): batch
 1/4/8/16 in float32 and bfloat16 autocast. Frames/s counts the whole
 ``Predictor.predict`` call: upload, resize, network, chart conversion, full-frame
-maps and the copy back to numpy.
+maps and the copy back to numpy. The memory freed between frames is kept for
+reuse, as in a run (:mod:`napari_densepose_gaze.host_memory`).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from napari_densepose_gaze.engine.model import DensePoseRCNN
 from napari_densepose_gaze.engine.predictor import Predictor
 from napari_densepose_gaze.engine.preprocess import preprocess
 from napari_densepose_gaze.engine.zoo import get_config
+from napari_densepose_gaze.host_memory import reuse_freed_memory
 
 TARGET_DETECTIONS = (1, 3, 10)
 
@@ -160,4 +162,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    with reuse_freed_memory():  # as every run does
+        main()

@@ -34,6 +34,7 @@ from .errors import DensePoseGazeError
 from .face_regions import head_uv_map
 from .frame_selection import select_frames
 from .gaze_guided import GazeGuide, gaze_guide
+from .host_memory import reuse_freed_memory
 from .run_settings import LoadedModel, ModelSettings, PreparedRun, Progress, RunOptions, RunSummary, run_metadata
 from .store import ResultsStore
 from .store_create import is_store
@@ -259,46 +260,48 @@ def iter_densepose(
         writer.start()
     cancelled = closed = False
     predicted = 0
-    try:
-        finished = False
-        while not finished and decoder.error is None and not any(w.error for w in writers):
-            batch: list[tuple[int, np.ndarray]] = []
-            while len(batch) < batch_size:
-                item = decoded.get()
-                if item is _END:
-                    finished = True
-                    break
-                batch.append(item)
-            if batch:
-                images = [frame for _, frame in batch]
-                if guided:
-                    results = engine.predict(images, box_filters=[guide.box_filter(i) for i, _ in batch])
-                else:
-                    results = engine.predict(images)
-                for (index, _), result in zip(batch, results):
-                    _put_checked(computed, (index, result), writers)
-                predicted += len(batch)
-            elapsed = time.perf_counter() - started
-            rate = predicted / elapsed if elapsed > 0 else 0.0
-            left = (len(todo) - predicted) / rate if rate > 0 else None
-            last = batch[-1][0] if batch else last_written
-            try:
-                if (yield Progress(predicted, len(todo), rate, left, last)):
-                    cancelled = True
-                    break
-            except GeneratorExit:
-                cancelled = closed = True
-                raise
-    finally:
-        stop_decoding.set()
-        _drain(decoded)
-        decoder.join()
-        no_more_results.set()  # writers drain what is queued, then stop
-        for writer in writers:
-            writer.join()
-        store.release(todo)  # frames not written (cancelled, failed) are free for the next run at once
-        if closed and written and link:  # a closed generator returns nothing, but its frames still get their ids
-            link_store(store)
+    # Every frame allocates the same large maps again: they reuse the last frame's memory.
+    with reuse_freed_memory():
+        try:
+            finished = False
+            while not finished and decoder.error is None and not any(w.error for w in writers):
+                batch: list[tuple[int, np.ndarray]] = []
+                while len(batch) < batch_size:
+                    item = decoded.get()
+                    if item is _END:
+                        finished = True
+                        break
+                    batch.append(item)
+                if batch:
+                    images = [frame for _, frame in batch]
+                    if guided:
+                        results = engine.predict(images, box_filters=[guide.box_filter(i) for i, _ in batch])
+                    else:
+                        results = engine.predict(images)
+                    for (index, _), result in zip(batch, results):
+                        _put_checked(computed, (index, result), writers)
+                    predicted += len(batch)
+                elapsed = time.perf_counter() - started
+                rate = predicted / elapsed if elapsed > 0 else 0.0
+                left = (len(todo) - predicted) / rate if rate > 0 else None
+                last = batch[-1][0] if batch else last_written
+                try:
+                    if (yield Progress(predicted, len(todo), rate, left, last)):
+                        cancelled = True
+                        break
+                except GeneratorExit:
+                    cancelled = closed = True
+                    raise
+        finally:
+            stop_decoding.set()
+            _drain(decoded)
+            decoder.join()
+            no_more_results.set()  # writers drain what is queued, then stop
+            for writer in writers:
+                writer.join()
+            store.release(todo)  # frames not written (cancelled, failed) are free for the next run at once
+            if closed and written and link:  # a closed generator returns nothing, but its frames still get their ids
+                link_store(store)
     for stage in (decoder, *writers):
         if stage.error is not None:
             raise stage.error
