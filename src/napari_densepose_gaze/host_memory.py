@@ -11,10 +11,13 @@ frame; when the last holder leaves, glibc's defaults come back and the free
 memory is handed back to the system (``malloc_trim``). The peak resident size is
 the same as without it: a frame reaches it anyway.
 
-Nothing changes where the C library is not glibc (macOS, Windows, musl), or where
-the user tuned malloc themselves (``GLIBC_TUNABLES`` or ``MALLOC_*_`` variables,
-e.g. ``MALLOC_MMAP_MAX_=65536`` to keep glibc's behaviour), or where another
-allocator (jemalloc, tcmalloc) is preloaded.
+Nothing changes where the C library is not glibc (macOS, Windows, musl), where the
+user set how glibc maps memory (``MALLOC_MMAP_MAX_`` or ``MALLOC_MMAP_THRESHOLD_``,
+or ``glibc.malloc.mmap_max`` / ``mmap_threshold`` in ``GLIBC_TUNABLES``: e.g.
+``MALLOC_MMAP_MAX_=65536`` keeps glibc's behaviour), or where another allocator
+(jemalloc, tcmalloc) is preloaded. A trim threshold alone does not stop it: Dask's
+nanny sets ``MALLOC_TRIM_THRESHOLD_`` for every worker (and in its own process),
+and that value is what comes back after a run.
 """
 
 from __future__ import annotations
@@ -35,6 +38,9 @@ _M_MMAP_MAX = -4
 _DEFAULT_TRIM_THRESHOLD = 128 * 1024
 _DEFAULT_MMAP_MAX = 65536
 _NEVER_TRIM = 2**31 - 1  # mallopt takes an int
+# How a user tells glibc how to map memory: then this module leaves malloc alone.
+_USER_MMAP_VARIABLES = ("MALLOC_MMAP_MAX_", "MALLOC_MMAP_THRESHOLD_")
+_USER_MMAP_TUNABLES = ("glibc.malloc.mmap_max", "glibc.malloc.mmap_threshold")
 
 _lock = threading.Lock()
 _holders = 0
@@ -44,9 +50,8 @@ _holders = 0
 def _glibc() -> ctypes.CDLL | None:
     if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
         return None
-    if os.environ.get("GLIBC_TUNABLES", "").find("glibc.malloc.") >= 0:
-        return None
-    if any(name.startswith("MALLOC_") and name.endswith("_") for name in os.environ):
+    tunables = os.environ.get("GLIBC_TUNABLES", "")
+    if any(name in os.environ for name in _USER_MMAP_VARIABLES) or any(t in tunables for t in _USER_MMAP_TUNABLES):
         return None
     try:
         libc = ctypes.CDLL(None)  # the process's own C library
@@ -88,5 +93,14 @@ def reuse_freed_memory() -> Iterator[bool]:
             _holders -= 1
             if _holders == 0:
                 libc.mallopt(_M_MMAP_MAX, _DEFAULT_MMAP_MAX)
-                libc.mallopt(_M_TRIM_THRESHOLD, _DEFAULT_TRIM_THRESHOLD)
+                libc.mallopt(_M_TRIM_THRESHOLD, _trim_threshold_after())
                 libc.malloc_trim(0)
+
+
+def _trim_threshold_after() -> int:
+    """The trim threshold to come back to: the environment's (a Dask worker's), else glibc's default."""
+    try:
+        value = int(os.environ.get("MALLOC_TRIM_THRESHOLD_", ""))
+    except ValueError:
+        return _DEFAULT_TRIM_THRESHOLD
+    return min(max(value, 0), _NEVER_TRIM)

@@ -138,7 +138,8 @@ def run_densepose(
     limits the body parts to the people a gaze hit can reach; without it every
     detection gets them, and frames a guided run made are completed.
     ``predictor`` may be a function that loads the engine: it is not called
-    when no frame needs computing.
+    when no frame needs computing. While frames are computed, the memory each
+    frees stays in the process for the next (:func:`.host_memory.reuse_freed_memory`).
     """
     run = iter_densepose(recording, predictor, store, frames, overwrite_edited=overwrite_edited,
                          queue_batches=queue_batches, guide=guide)
