@@ -166,12 +166,11 @@ def main() -> None:
     parser.add_argument("--rows-json", type=Path, help=argparse.SUPPRESS)  # a child process's rows, for "both"
     args = parser.parse_args()
     args.workdir.mkdir(parents=True, exist_ok=True)
+    recording = Recording.open(neon_recording(args.workdir, args.seconds))  # written once, before any child runs
     if args.freed_memory == "both":
-        print_table(args, rows_in_fresh_processes(args))
+        print_table(args, recording, rows_in_fresh_processes(args))
         return
 
-    folder = neon_recording(args.workdir, args.seconds)
-    recording = Recording.open(folder)
     weights = checkpoint(args.workdir, args.config)
     rows = []
     for batch_size in args.batch_size:
@@ -197,7 +196,7 @@ def main() -> None:
     if args.rows_json:
         args.rows_json.write_text(json.dumps(rows))
         return
-    print_table(args, rows)
+    print_table(args, recording, rows)
 
 
 def rows_in_fresh_processes(args) -> list[dict]:
@@ -225,8 +224,7 @@ def rows_in_fresh_processes(args) -> list[dict]:
     return rows
 
 
-def print_table(args, rows: list[dict]) -> None:
-    recording = Recording.open(neon_recording(args.workdir, args.seconds))
+def print_table(args, recording: Recording, rows: list[dict]) -> None:
     fixation_rate = len(recording.fixations) / (recording.n_frames / 30.0)
     header = ["frames of", "freed memory", "device", "precision", "batch", "frames", "det/frame", "first s",
               "s/frame", "then s/frame", "user s/frame", "sys s/frame", "peak MB", "store kB/frame"]
@@ -280,7 +278,7 @@ def timed_run(recording: Recording, prepared, label: str, n_frames: int, memory:
         "det/frame": len(detections) / n,
         "first s": first,
         "s/frame": seconds / n,
-        "then s/frame": (seconds - first) / max(n - predictor.batch_size, 1) if n > predictor.batch_size else first,
+        "then s/frame": (seconds - first) / (n - predictor.batch_size) if n > predictor.batch_size else first,
         "user s/frame": (after.user - before.user) / n,
         "sys s/frame": (after.system - before.system) / n,
         "peak MB": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
