@@ -87,7 +87,7 @@ def test_single_level_pooler_is_plain_roi_align_over_all_images():
 
 @pytest.mark.parametrize("threads", [1, 2, 3])
 @pytest.mark.parametrize("count", [0, 5, 1000])
-def test_pooling_many_boxes_on_several_threads_gives_the_values_of_one_call_per_level(threads, count):
+def test_pooling_many_boxes_gives_torchvisions_values_per_level_on_any_number_of_threads(threads, count):
     generator = torch.Generator().manual_seed(7)
     features = [torch.randn(2, 4, 96 // 2**i, 128 // 2**i, generator=generator) for i in range(4)]
     corners = torch.rand(count, 2, generator=generator) * 400
@@ -109,7 +109,7 @@ def test_pooling_many_boxes_on_several_threads_gives_the_values_of_one_call_per_
             pooled = pooler(features, per_image)
     finally:
         torch.set_num_threads(before)
-    torch.testing.assert_close(pooled, expected, rtol=0, atol=0)
+    assert torch.equal(pooled.view(torch.int32), expected.view(torch.int32))  # bit for bit, signed zeros too
 
 
 def test_a_box_of_no_level_pools_zeros():
