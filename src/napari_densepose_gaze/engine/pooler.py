@@ -9,7 +9,9 @@ A box goes to the FPN level that matches its size, as in the FPN paper:
 
 On the CPU, a level with many boxes (the box head's ~1000 proposals) is pooled from a
 channels-last copy of its map (:mod:`~napari_densepose_gaze.engine.roi_align_cl`), bit
-for bit what torchvision's RoIAlign gives, in a fraction of its time.
+for bit what torchvision's RoIAlign gives: on the 2-core benchmark machine 244 ms
+against 273 ms per frame for the synthetic checkpoint's proposals, 149 ms against
+639 ms for as many boxes spread over the frame (the closing note of issue 13).
 """
 
 from __future__ import annotations
